@@ -1,0 +1,233 @@
+"""The stack's components: how each is installed, configured, started and health-checked, all on 127.0.0.1."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import yaml
+
+from . import binaries
+from .settings import LOOPBACK, REPO_ROOT, StackSettings
+
+
+@dataclass(frozen=True)
+class Component:
+    name: str
+    # Ports we bind (TCP unless listed in udp_ports), with the .env key that moves each.
+    ports: Callable[[StackSettings], dict[int, str]]
+    address: Callable[[StackSettings], str]
+    command: Callable[[StackSettings], list[str]]
+    healthy: Callable[[StackSettings], bool]
+    version: Callable[[StackSettings], str]
+    install: Callable[[], None] = lambda: None
+    udp_ports: Callable[[StackSettings], dict[int, str]] = lambda s: {}
+    extra_env: Callable[[StackSettings], dict[str, str]] = lambda s: {}
+    health_timeout: float = 30.0
+    supervised: bool = False  # restarted by stack.supervise when it exits
+    wants: tuple[str, ...] = field(default_factory=tuple)
+
+
+def _http_ok(url: str, accept: tuple[int, ...] = (200,)) -> bool:
+    try:
+        return httpx.get(url, timeout=2.0).status_code in accept
+    except httpx.HTTPError:
+        return False
+
+
+def _redis_ping(settings: StackSettings) -> bool:
+    try:
+        with socket.create_connection((LOOPBACK, settings.redis_port), timeout=2.0) as conn:
+            conn.sendall(b"PING\r\n")
+            return conn.recv(64).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+def config_path(settings: StackSettings, name: str) -> Path:
+    return settings.run_dir / "config" / f"{name}.yaml"
+
+
+def _write_config(settings: StackSettings, name: str, body: dict) -> Path:
+    path = config_path(settings, name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.touch(mode=0o600, exist_ok=True)
+    os.chmod(path, 0o600)  # the SIP config holds the API secret
+    path.write_text(yaml.safe_dump(body, sort_keys=False))
+    return path
+
+
+# --- redis -------------------------------------------------------------------------------------------------------
+def _redis_command(settings: StackSettings) -> list[str]:
+    data_dir = settings.run_dir / "redis"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    return [
+        shutil.which("redis-server") or "/usr/bin/redis-server",
+        "--bind", LOOPBACK, "--port", str(settings.redis_port), "--protected-mode", "yes",
+        "--save", "", "--appendonly", "no", "--dir", str(data_dir), "--daemonize", "no",
+    ]
+
+
+def _redis_version(_: StackSettings) -> str:
+    import subprocess
+
+    server = shutil.which("redis-server")
+    if not server:
+        return "not installed"
+    out = subprocess.run([server, "--version"], capture_output=True, text=True, check=False).stdout
+    return next((part.split("=", 1)[1] for part in out.split() if part.startswith("v=")), out.strip())
+
+
+REDIS = Component(
+    name="redis",
+    ports=lambda s: {s.redis_port: "REDIS_PORT"},
+    address=lambda s: f"redis://{s.redis_address}",
+    command=_redis_command,
+    healthy=_redis_ping,
+    version=_redis_version,
+    install=lambda: binaries.ensure_debian_packages([binaries.REDIS_DEBIAN_PACKAGE]),
+)
+
+
+# --- livekit-server ------------------------------------------------------------------------------------------------
+def _livekit_server_command(settings: StackSettings) -> list[str]:
+    start, end = settings.rtc_udp_ports
+    rtc_ips = os.environ.get("LIVEKIT_RTC_IPS") or settings.extra_env.get("LIVEKIT_RTC_IPS") or f"{LOOPBACK}/32"
+    config = _write_config(settings, "livekit-server", {
+        "port": settings.livekit_port,
+        "bind_addresses": [LOOPBACK],
+        "rtc": {
+            "tcp_port": settings.rtc_tcp_port,
+            "port_range_start": start,
+            "port_range_end": end,
+            "use_external_ip": False,
+            "node_ip": LOOPBACK,
+            "enable_loopback_candidate": True,
+            # Offer only loopback candidates, never the machine's other interface addresses.
+            "ips": {"includes": [ip.strip() for ip in rtc_ips.split(",")]},
+        },
+        "redis": {"address": settings.redis_address},
+        "logging": {"level": "info"},
+    })
+    return [str(binaries.installed_path(binaries.LIVEKIT_SERVER)), "--config", str(config)]
+
+
+LIVEKIT_SERVER = Component(
+    name="livekit-server",
+    ports=lambda s: {s.livekit_port: "LIVEKIT_PORT", s.rtc_tcp_port: "LIVEKIT_RTC_TCP_PORT"},
+    address=lambda s: f"ws://{LOOPBACK}:{s.livekit_port}",
+    command=_livekit_server_command,
+    # Keys travel in the environment, not in a file other users could read.
+    extra_env=lambda s: {"LIVEKIT_KEYS": f"{s.api_key}: {s.api_secret}"},
+    healthy=lambda s: _http_ok(f"http://{LOOPBACK}:{s.livekit_port}/"),
+    version=lambda s: binaries.binary_version(binaries.installed_path(binaries.LIVEKIT_SERVER)),
+    install=lambda: binaries.ensure_go_server(binaries.LIVEKIT_SERVER),
+    wants=("redis",),
+)
+
+
+# --- livekit-sip ---------------------------------------------------------------------------------------------------
+def _livekit_sip_command(settings: StackSettings) -> list[str]:
+    start, end = settings.sip_rtp_ports
+    config = _write_config(settings, "livekit-sip", {
+        "api_key": settings.api_key,
+        "api_secret": settings.api_secret,
+        "ws_url": f"ws://{LOOPBACK}:{settings.livekit_port}",
+        "redis": {"address": settings.redis_address},
+        "sip_port": settings.sip_port,
+        "listen_ip": LOOPBACK,
+        "rtp_port": f"{start}-{end}",
+        "use_external_ip": False,  # true would ask a STUN server at start, which fails offline
+        "nat_1_to_1_ip": LOOPBACK,  # local-IP detection skips loopback; without this: "no local interface found"
+        "health_port": settings.sip_health_port,
+        # This machine also runs the models, so it is busy by design; 0.9 would turn calls away as "under load".
+        "max_cpu_utilization": 1.0,
+        "logging": {"level": os.environ.get("SIP_LOG_LEVEL", "info")},
+    })
+    return [str(binaries.installed_path(binaries.LIVEKIT_SIP)), "--config", str(config)]
+
+
+LIVEKIT_SIP = Component(
+    name="livekit-sip",
+    ports=lambda s: {s.sip_port: "SIP_PORT", s.sip_health_port: "SIP_HEALTH_PORT"},
+    udp_ports=lambda s: {s.sip_port: "SIP_PORT"},
+    address=lambda s: f"sip:{LOOPBACK}:{s.sip_port}",
+    command=_livekit_sip_command,
+    # 429 means up but busy.
+    healthy=lambda s: _http_ok(f"http://{LOOPBACK}:{s.sip_health_port}/", accept=(200, 429)),
+    version=lambda s: binaries.binary_version(binaries.installed_path(binaries.LIVEKIT_SIP)),
+    install=lambda: binaries.ensure_go_server(binaries.LIVEKIT_SIP),
+    wants=("redis", "livekit-server"),
+)
+
+
+# --- our Python services ---------------------------------------------------------------------------------------------
+def _python(*args: str) -> list[str]:
+    return [sys.executable, *args]
+
+
+LOCAL_OPENAI = Component(
+    name="local-openai",
+    ports=lambda s: {s.local_openai_port: "LOCAL_OPENAI_PORT"},
+    address=lambda s: s.local_openai_url,
+    command=lambda s: _python("-m", "local_openai", "--host", LOOPBACK, "--port", str(s.local_openai_port)),
+    # /v1/models answers only once every model is loaded.
+    healthy=lambda s: _http_ok(f"{s.local_openai_url}/models"),
+    version=lambda s: "offline models",
+    health_timeout=600.0,  # the first start assembles and verifies the LLM (about 1 GB)
+)
+
+AGENT = Component(
+    name="agent",
+    ports=lambda s: {s.agent_http_port: "AGENT_HTTP_PORT"},
+    address=lambda s: f"http://{LOOPBACK}:{s.agent_http_port}/",
+    # `main.py start` gives up (exit 0) after 16 failed connection attempts, so a supervisor restarts it.
+    command=lambda s: _python("-m", "stack.supervise", "agent", "--", sys.executable, str(REPO_ROOT / "main.py"), "start"),
+    healthy=lambda s: _http_ok(f"http://{LOOPBACK}:{s.agent_http_port}/"),
+    version=lambda s: _package_version("livekit-agents"),
+    health_timeout=120.0,
+    supervised=True,
+    wants=("livekit-server",),
+)
+
+PLAYGROUND = Component(
+    name="playground",
+    ports=lambda s: {s.playground_port: "PLAYGROUND_PORT"},
+    address=lambda s: f"http://{LOOPBACK}:{s.playground_port}/",
+    command=lambda s: _python("-m", "playground", "--host", LOOPBACK, "--port", str(s.playground_port)),
+    healthy=lambda s: _http_ok(f"http://{LOOPBACK}:{s.playground_port}/healthz"),
+    version=lambda s: _package_version("livekit-api"),
+    wants=("livekit-server",),
+)
+
+
+def _package_version(name: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return f"{name} {version(name)}"
+    except PackageNotFoundError:
+        return "not installed"
+
+
+ALL = (REDIS, LIVEKIT_SERVER, LIVEKIT_SIP, LOCAL_OPENAI, AGENT, PLAYGROUND)
+BY_NAME = {component.name: component for component in ALL}
+SERVERS = ("redis", "livekit-server", "livekit-sip")
+
+
+def wanted_components(settings: StackSettings, names: list[str] | None = None) -> list[Component]:
+    """What `up` runs: everything, less local LiveKit when LIVEKIT_URL is remote and the endpoint when a key is set."""
+    chosen = [BY_NAME[name] for name in names] if names else list(ALL)
+    if settings.uses_remote_livekit:
+        chosen = [c for c in chosen if c.name not in SERVERS]
+    if not settings.uses_local_ai:
+        chosen = [c for c in chosen if c is not LOCAL_OPENAI]
+    if not (REPO_ROOT / "playground").is_dir():
+        chosen = [c for c in chosen if c is not PLAYGROUND]
+    return chosen

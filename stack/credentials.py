@@ -1,0 +1,48 @@
+"""API key and secret for the self-hosted server: the local equivalent of "Create new key" in the LiveKit dashboard."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+from dotenv import set_key
+
+from .settings import StackSettings
+
+DEV_KEY, DEV_SECRET = "devkey", "secret"
+MIN_SECRET_LENGTH = 32
+
+
+def ensure_api_credentials(settings: StackSettings, dev: bool = False) -> tuple[StackSettings, bool]:
+    """Returns settings with credentials, generating and saving them to `.env` on first use.
+
+    The second value says whether new credentials were written.
+    """
+    if dev:
+        return settings.with_credentials(DEV_KEY, DEV_SECRET), False
+    if settings.api_key and settings.api_secret:
+        return settings, False
+    api_key = "API" + secrets.token_hex(6)
+    api_secret = secrets.token_urlsafe(36)  # 48 characters
+    save_env_values(settings.env_file, LIVEKIT_API_KEY=api_key, LIVEKIT_API_SECRET=api_secret)
+    return settings.with_credentials(api_key, api_secret), True
+
+
+def save_env_values(env_file: Path, **values: str) -> None:
+    """Writes keys into `.env`, keeping the rest of the file, and keeps it private (mode 600)."""
+    env_file.parent.mkdir(parents=True, exist_ok=True)
+    env_file.touch(mode=0o600, exist_ok=True)
+    os.chmod(env_file, 0o600)
+    for key, value in values.items():
+        set_key(str(env_file), key, value, quote_mode="never")
+    os.chmod(env_file, 0o600)
+
+
+def weak_secret_warning(settings: StackSettings) -> str | None:
+    if settings.api_secret and len(settings.api_secret) < MIN_SECRET_LENGTH and settings.api_secret != DEV_SECRET:
+        return (
+            f"LIVEKIT_API_SECRET is {len(settings.api_secret)} characters; livekit-server wants at least "
+            f"{MIN_SECRET_LENGTH}. Delete it from {settings.env_file} and run `python cli.py up` to generate one."
+        )
+    return None

@@ -1,0 +1,105 @@
+"""Bringing the stack up and down, and reporting what runs: the one entry point `cli.py` and the tests use."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from .components import Component, wanted_components
+from .errors import StackError
+from .processes import ProcessTable, ensure_port_free, log_tail
+from .settings import REPO_ROOT, StackSettings
+from .binaries import say
+
+
+@dataclass(frozen=True)
+class ComponentStatus:
+    name: str
+    up: bool
+    address: str
+    version: str
+    pid: int | None
+    log_path: str
+
+
+def log_path(settings: StackSettings, component: Component):
+    return settings.log_dir / f"{component.name}.log"
+
+
+def install(settings: StackSettings, names: list[str] | None = None) -> None:
+    for component in wanted_components(settings, names):
+        component.install()
+
+
+def up(settings: StackSettings, names: list[str] | None = None) -> list[ComponentStatus]:
+    """Starts every wanted component that is not already running, in dependency order, each one healthy first."""
+    table = ProcessTable(settings.run_dir)
+    components = wanted_components(settings, names)
+    install(settings, [c.name for c in components])
+    for component in components:
+        if table.running(component.name):
+            if component.healthy(settings):
+                say(f"{component.name}: already running")
+                continue
+            table.stop(component.name)  # ours, but not answering: start it afresh
+        _start(settings, table, component)
+    return status(settings, [c.name for c in components])
+
+
+def _start(settings: StackSettings, table: ProcessTable, component: Component) -> None:
+    for port, key in component.ports(settings).items():
+        ensure_port_free(port, component.name, key)
+    for port, key in component.udp_ports(settings).items():
+        ensure_port_free(port, component.name, key, udp=True)
+    env = settings.env_for_processes() | component.extra_env(settings)
+    record = table.start(component.name, component.command(settings), env, log_path(settings, component), REPO_ROOT)
+    say(f"{component.name}: starting (pid {record.pid}), waiting up to {component.health_timeout:.0f} s for health")
+    deadline = time.monotonic() + component.health_timeout
+    last_note = time.monotonic()
+    while time.monotonic() < deadline:
+        if component.healthy(settings):
+            say(f"{component.name}: healthy at {component.address(settings)}")
+            return
+        if record.process() is None:
+            raise StackError(
+                f"{component.name} exited during start-up; see {record.log_path}. Last lines:\n"
+                + log_tail(record.log_path)
+            )
+        if time.monotonic() - last_note > 15:
+            say(f"{component.name}: still starting ({time.monotonic() - deadline + component.health_timeout:.0f} s)"
+                f" — log: {record.log_path}")
+            last_note = time.monotonic()
+        time.sleep(0.25)
+    raise StackError(
+        f"{component.name} did not become healthy within {component.health_timeout:.0f} s; see {record.log_path}. "
+        "Last lines:\n" + log_tail(record.log_path)
+    )
+
+
+def down(settings: StackSettings, names: list[str] | None = None) -> list[str]:
+    """Stops what `up` started (by our pid files), last started first; returns the names that were running."""
+    table = ProcessTable(settings.run_dir)
+    from .components import ALL
+
+    chosen = [c for c in ALL if not names or c.name in names]
+    stopped = []
+    for component in reversed(chosen):
+        if table.stop(component.name):
+            stopped.append(component.name)
+    return stopped
+
+
+def status(settings: StackSettings, names: list[str] | None = None) -> list[ComponentStatus]:
+    table = ProcessTable(settings.run_dir)
+    report = []
+    for component in wanted_components(settings, names):
+        process = table.running(component.name)
+        report.append(ComponentStatus(
+            name=component.name,
+            up=process is not None and component.healthy(settings),
+            address=component.address(settings),
+            version=component.version(settings),
+            pid=process.pid if process else None,
+            log_path=str(log_path(settings, component)),
+        ))
+    return report

@@ -1,0 +1,129 @@
+"""Background processes the stack starts: spawn detached, remember by pid file, stop only our own."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+
+from .errors import StackError
+
+
+@dataclass(frozen=True)
+class ProcessRecord:
+    name: str
+    pid: int
+    create_time: float
+    argv: list[str]
+    log_path: str
+
+    def process(self) -> psutil.Process | None:
+        """The live process, or None if it exited (or the pid now belongs to someone else)."""
+        try:
+            process = psutil.Process(self.pid)
+            if abs(process.create_time() - self.create_time) > 1 or process.status() == psutil.STATUS_ZOMBIE:
+                return None
+            return process
+        except psutil.NoSuchProcess:
+            return None
+
+
+class ProcessTable:
+    """Pid files under `<run_dir>/pids`, one per component."""
+
+    def __init__(self, run_dir: Path):
+        self.pid_dir = run_dir / "pids"
+
+    def _path(self, name: str) -> Path:
+        return self.pid_dir / f"{name}.json"
+
+    def get(self, name: str) -> ProcessRecord | None:
+        try:
+            return ProcessRecord(**json.loads(self._path(name).read_text()))
+        except (FileNotFoundError, json.JSONDecodeError, TypeError):
+            return None
+
+    def running(self, name: str) -> psutil.Process | None:
+        record = self.get(name)
+        return record.process() if record else None
+
+    def start(self, name: str, argv: list[str], env: dict[str, str], log_path: Path, cwd: Path) -> ProcessRecord:
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        self.pid_dir.mkdir(parents=True, exist_ok=True)
+        with open(log_path, "ab") as log:
+            log.write(f"\n--- {time.strftime('%Y-%m-%d %H:%M:%S')} starting: {' '.join(argv)}\n".encode())
+            log.flush()
+            # A session of its own: `cli.py up` returns and the process lives on; `down` stops its whole group.
+            popen = subprocess.Popen(
+                argv, env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        record = ProcessRecord(name, popen.pid, psutil.Process(popen.pid).create_time(), argv, str(log_path))
+        self._path(name).write_text(json.dumps(record.__dict__))
+        return record
+
+    def stop(self, name: str, timeout: float = 10.0) -> bool:
+        """Stops the component's process group if it is still ours; returns whether anything was running."""
+        record = self.get(name)
+        if record is None:
+            return False
+        process = record.process()
+        if process is not None:
+            _signal_group(record.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout)
+            except psutil.TimeoutExpired:
+                _signal_group(record.pid, signal.SIGKILL)
+                process.wait(5)
+        self._path(name).unlink(missing_ok=True)
+        return process is not None
+
+
+def _signal_group(pid: int, sig: signal.Signals) -> None:
+    try:
+        os.killpg(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            pass
+
+
+def ensure_port_free(port: int, what: str, env_key: str, udp: bool = False) -> None:
+    """One clear line naming who holds a port we need, and the setting that moves us elsewhere."""
+    kind = socket.SOCK_DGRAM if udp else socket.SOCK_STREAM
+    with socket.socket(socket.AF_INET, kind) as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+            return
+        except OSError:
+            pass
+    holder = _port_holder(port, udp)
+    raise StackError(
+        f"{'UDP' if udp else 'TCP'} port {port} on 127.0.0.1 (needed by {what}) is taken{holder}; "
+        f"stop that process or set {env_key} in .env to a free port"
+    )
+
+
+def _port_holder(port: int, udp: bool) -> str:
+    try:
+        for conn in psutil.net_connections(kind="udp" if udp else "tcp"):
+            if conn.laddr and conn.laddr.port == port and conn.pid:
+                return f" by {psutil.Process(conn.pid).name()} (pid {conn.pid})"
+    except (psutil.Error, OSError):
+        pass
+    return ""
+
+
+def log_tail(log_path: Path | str, lines: int = 15) -> str:
+    try:
+        return "\n".join(Path(log_path).read_text(errors="replace").splitlines()[-lines:])
+    except FileNotFoundError:
+        return ""
