@@ -1,0 +1,240 @@
+"""Operator CLI: run the local stack, provision SIP, and test the assistant.
+
+    python cli.py up | down | status | logs
+    python cli.py sip setup | list | teardown | status
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from sip import provisioning
+from stack import lifecycle
+from stack.components import BY_NAME, LIVEKIT_SIP
+from stack.credentials import ensure_api_credentials, weak_secret_warning
+from stack.errors import StackError
+from stack.settings import StackSettings
+
+app = typer.Typer(help="Self-hosted AI phone assistant on LiveKit.", no_args_is_help=True, add_completion=False)
+sip_app = typer.Typer(help="Provision and inspect the inbound SIP trunk and dispatch rule.", no_args_is_help=True)
+app.add_typer(sip_app, name="sip")
+# Wide when piped (logs, tests), so tables keep whole IDs and paths.
+out = Console(width=None if sys.stdout.isatty() else 200)
+err = Console(stderr=True, width=None if sys.stderr.isatty() else 200)
+
+
+class Context:
+    env_file: Optional[Path] = None
+    run_dir: Optional[Path] = None
+
+    @classmethod
+    def settings(cls) -> StackSettings:
+        return StackSettings.load(cls.env_file, cls.run_dir)
+
+
+@app.callback()
+def main_options(
+    env_file: Annotated[Optional[Path], typer.Option(envvar="PHONE_ENV_FILE", help="The .env file to use.")] = None,
+    run_dir: Annotated[Optional[Path], typer.Option(
+        envvar="PHONE_RUN_DIR", help="Where pid files, generated configs and logs go (default .run).")] = None,
+):
+    Context.env_file, Context.run_dir = env_file, run_dir
+
+
+# --- the stack -----------------------------------------------------------------------------------------------------
+@app.command()
+def up(
+    dev: Annotated[bool, typer.Option(help="Use the insecure devkey/secret credentials.")] = False,
+    only: Annotated[Optional[list[str]], typer.Option(help=f"Start only these: {', '.join(BY_NAME)}.")] = None,
+    provision: Annotated[bool, typer.Option(help="Run `sip setup` once the stack is up.")] = True,
+):
+    """Install, build and start the whole stack on 127.0.0.1, wait until healthy, and leave it running."""
+    settings = Context.settings()
+    if settings.uses_remote_livekit:
+        out.print(f"LIVEKIT_URL is {settings.livekit_url}: using that server, starting no local LiveKit or SIP.")
+    else:
+        settings, created = ensure_api_credentials(settings, dev=dev)
+        if created:
+            out.print(f"Generated a LiveKit API key and secret into {settings.env_file} (mode 600).")
+        if warning := weak_secret_warning(settings):
+            err.print(f"[yellow]warning:[/] {warning}")
+    unknown = [name for name in only or [] if name not in BY_NAME]
+    if unknown:
+        raise StackError(f"unknown component {', '.join(unknown)}; choose from {', '.join(BY_NAME)}")
+    report = lifecycle.up(settings, only)
+    if provision and not settings.uses_remote_livekit and any(s.name == LIVEKIT_SIP.name for s in report):
+        _run_sip_setup(settings, provisioning.SipConfig.from_env(settings.env_for_processes()), dry_run=False)
+    _print_status(report)
+
+
+@app.command()
+def down():
+    """Stop what `up` started, and nothing else."""
+    stopped = lifecycle.down(Context.settings())
+    out.print(f"Stopped: {', '.join(stopped)}." if stopped else "Nothing was running.")
+
+
+@app.command()
+def status():
+    """Each component: up or down, address, version, pid and log file."""
+    report = lifecycle.status(Context.settings())
+    _print_status(report)
+    if not all(item.up for item in report):
+        raise typer.Exit(1)
+
+
+@app.command()
+def logs(
+    component: Annotated[str, typer.Argument(help=f"One of: {', '.join(BY_NAME)}.")],
+    lines: Annotated[int, typer.Option("--lines", "-n")] = 40,
+):
+    """Print the end of a component's log."""
+    if component not in BY_NAME:
+        raise StackError(f"unknown component {component!r}; choose from {', '.join(BY_NAME)}")
+    path = lifecycle.log_path(Context.settings(), BY_NAME[component])
+    if not path.exists():
+        raise StackError(f"no log yet at {path}: start it with `python cli.py up`")
+    out.print("\n".join(path.read_text(errors="replace").splitlines()[-lines:]), markup=False, highlight=False)
+
+
+def _print_status(report: list[lifecycle.ComponentStatus]) -> None:
+    table = Table("component", "state", "address", "version", "pid", "log")
+    for item in report:
+        table.add_row(item.name, "[green]up[/]" if item.up else "[red]down[/]", item.address, item.version,
+                      str(item.pid or "-"), item.log_path)
+    out.print(table)
+
+
+# --- SIP -----------------------------------------------------------------------------------------------------------
+def _sip_config(settings: StackSettings, numbers, allowed_addresses, allowed_numbers, auth_username, auth_password):
+    env = settings.env_for_processes()
+    overrides = {
+        "SIP_NUMBERS": ",".join(numbers or []), "SIP_ALLOWED_ADDRESSES": ",".join(allowed_addresses or []),
+        "SIP_ALLOWED_NUMBERS": ",".join(allowed_numbers or []), "SIP_AUTH_USERNAME": auth_username or "",
+        "SIP_AUTH_PASSWORD": auth_password or "",
+    }
+    env.update({key: value for key, value in overrides.items() if value})
+    return provisioning.SipConfig.from_env(env)
+
+
+def _run_sip_setup(settings: StackSettings, config: provisioning.SipConfig, dry_run: bool) -> None:
+    async def run():
+        async with provisioning.livekit_api(settings.livekit_url, settings.api_key, settings.api_secret) as lk:
+            return await provisioning.setup(lk, config, dry_run=dry_run)
+
+    result = asyncio.run(run())
+    title = "Plan (dry run, nothing changed):" if dry_run else "SIP setup:"
+    out.print(title)
+    for action in result.actions:
+        out.print(f"  - {action}")
+    out.print(f"trunk {result.trunk_id}  rule {result.rule_id}  numbers {', '.join(config.numbers)}")
+
+
+@sip_app.command("setup")
+def sip_setup(
+    number: Annotated[Optional[list[str]], typer.Option(help="Number the trunk answers (repeat). Default SIP_NUMBERS.")] = None,
+    allowed_address: Annotated[Optional[list[str]], typer.Option(help="Caller IP/CIDR allowed (repeat).")] = None,
+    allowed_number: Annotated[Optional[list[str]], typer.Option(help="Caller number allowed (repeat).")] = None,
+    auth_username: Annotated[Optional[str], typer.Option(help="Digest auth username the carrier uses.")] = None,
+    auth_password: Annotated[Optional[str], typer.Option(help="Digest auth password the carrier uses.")] = None,
+    dry_run: Annotated[bool, typer.Option(help="Print the plan; change nothing.")] = False,
+):
+    """Create or reuse the inbound trunk and the dispatch rule that sends each caller, in a room of their own, to our agent."""
+    settings = Context.settings()
+    config = _sip_config(settings, number, allowed_address, allowed_number, auth_username, auth_password)
+    _run_sip_setup(settings, config, dry_run)
+
+
+@sip_app.command("list")
+def sip_list():
+    """Show inbound trunks and dispatch rules."""
+    settings = Context.settings()
+
+    async def run():
+        async with provisioning.livekit_api(settings.livekit_url, settings.api_key, settings.api_secret) as lk:
+            return await provisioning.list_all(lk)
+
+    trunks, rules = asyncio.run(run())
+    trunk_table = Table("trunk id", "name", "numbers", "allowed addresses", "allowed numbers", "auth", "ours",
+                        title="Inbound trunks")
+    for t in trunks:
+        trunk_table.add_row(t.sip_trunk_id, t.name, ", ".join(t.numbers), ", ".join(t.allowed_addresses) or "any",
+                            ", ".join(t.allowed_numbers) or "any", "yes" if t.auth_username else "no",
+                            "yes" if provisioning.is_managed(t) else "no")
+    rule_table = Table("rule id", "name", "kind", "trunks", "agents", "ours", title="Dispatch rules")
+    for r in rules:
+        kind = r.rule.WhichOneof("rule") or "?"
+        prefix = r.rule.dispatch_rule_individual.room_prefix if kind == "dispatch_rule_individual" else ""
+        rule_table.add_row(r.sip_dispatch_rule_id, r.name, f"{kind} {prefix}".strip(), ", ".join(r.trunk_ids) or "all",
+                           ", ".join(a.agent_name for a in r.room_config.agents) or "-",
+                           "yes" if provisioning.is_managed(r) else "no")
+    out.print(trunk_table)
+    out.print(rule_table)
+
+
+@sip_app.command("teardown")
+def sip_teardown():
+    """Delete the trunk and rule that `sip setup` created, and nothing else."""
+    settings = Context.settings()
+
+    async def run():
+        async with provisioning.livekit_api(settings.livekit_url, settings.api_key, settings.api_secret) as lk:
+            return await provisioning.teardown(lk)
+
+    deleted = asyncio.run(run())
+    out.print("Deleted: " + "; ".join(deleted) if deleted else "Nothing to delete.")
+
+
+@sip_app.command("status")
+def sip_status():
+    """Is the SIP service up and healthy, is SIP enabled on the server, and is our trunk and rule in place?"""
+    settings = Context.settings()
+    problems = []
+    if not settings.uses_remote_livekit:
+        sip = next(s for s in lifecycle.status(settings, [LIVEKIT_SIP.name]))
+        out.print(f"livekit-sip {sip.version}: {'healthy' if sip.up else 'DOWN'} at {sip.address} (pid {sip.pid or '-'})")
+        if not sip.up:
+            problems.append("livekit-sip is down: `python cli.py up`")
+
+    async def run():
+        async with provisioning.livekit_api(settings.livekit_url, settings.api_key, settings.api_secret) as lk:
+            return await provisioning.list_all(lk)
+
+    trunks, rules = asyncio.run(run())
+    ours_trunks = [t for t in trunks if provisioning.is_managed(t)]
+    ours_rules = [r for r in rules if provisioning.is_managed(r)]
+    out.print(f"SIP API on {settings.livekit_url}: enabled ({len(trunks)} trunks, {len(rules)} rules)")
+    for t in ours_trunks:
+        out.print(f"our trunk {t.sip_trunk_id}: {', '.join(t.numbers)}")
+    for r in ours_rules:
+        out.print(f"our rule {r.sip_dispatch_rule_id}: agent {', '.join(a.agent_name for a in r.room_config.agents)}")
+    if not ours_trunks or not ours_rules:
+        problems.append("no trunk/rule from `sip setup` yet: run `python cli.py sip setup`")
+    for problem in problems:
+        err.print(f"[red]problem:[/] {escape(problem)}")
+    if problems:
+        raise typer.Exit(1)
+
+
+def main() -> None:
+    try:
+        app()
+    except StackError as error:
+        err.print(f"[red]error:[/] {escape(str(error))}", highlight=False)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    main()

@@ -1,0 +1,239 @@
+"""Inbound SIP trunk and dispatch rule, provisioned idempotently through livekit-api.
+
+Everything setup creates carries `metadata=MANAGED_MARKER`, so setup reuses it and teardown deletes only it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import re
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+
+import aiohttp
+from livekit import api
+from livekit.protocol.room import RoomConfiguration
+from livekit.protocol.agent_dispatch import RoomAgentDispatch
+
+from stack.errors import StackError
+
+MANAGED_MARKER = '{"managed_by": "phone-assistant sip setup"}'
+E164 = re.compile(r"^\+?[1-9]\d{2,14}$")
+
+
+def _split(value: str | None) -> list[str]:
+    return [part.strip() for part in (value or "").split(",") if part.strip()]
+
+
+@dataclass(frozen=True)
+class SipConfig:
+    numbers: list[str]
+    allowed_addresses: list[str] = field(default_factory=list)
+    allowed_numbers: list[str] = field(default_factory=list)
+    auth_username: str = ""
+    auth_password: str = ""
+    room_prefix: str = "call-"
+    agent_name: str = "phone-assistant"
+    trunk_name: str = "phone-assistant inbound"
+    rule_name: str = "phone-assistant dispatch"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> SipConfig:
+        return cls(
+            numbers=_split(env.get("SIP_NUMBERS")) or ["+15550100"],
+            allowed_addresses=_split(env.get("SIP_ALLOWED_ADDRESSES")),
+            allowed_numbers=_split(env.get("SIP_ALLOWED_NUMBERS")),
+            auth_username=env.get("SIP_AUTH_USERNAME", ""),
+            auth_password=env.get("SIP_AUTH_PASSWORD", ""),
+            room_prefix=env.get("SIP_ROOM_PREFIX") or "call-",
+            agent_name=env.get("AGENT_NAME") or "phone-assistant",
+        )
+
+    def validate(self) -> None:
+        """Bad input is refused before anything is sent, so nothing is half-created."""
+        if not self.numbers:
+            raise StackError("no SIP number configured: pass --number +15550100 or set SIP_NUMBERS in .env")
+        for number in [*self.numbers, *self.allowed_numbers]:
+            if not E164.match(number):
+                raise StackError(f"invalid phone number {number!r}: use E.164 digits, e.g. +15550100")
+        for address in self.allowed_addresses:
+            try:
+                ipaddress.ip_network(address, strict=False)
+            except ValueError:
+                raise StackError(f"invalid allowed address {address!r}: use an IP or CIDR, e.g. 203.0.113.0/24")
+        if bool(self.auth_username) != bool(self.auth_password):
+            raise StackError("SIP auth needs both a username and a password (SIP_AUTH_USERNAME, SIP_AUTH_PASSWORD)")
+        if not self.agent_name:
+            raise StackError("AGENT_NAME is empty: the dispatch rule needs the agent's name")
+
+    def trunk(self) -> api.SIPInboundTrunkInfo:
+        return api.SIPInboundTrunkInfo(
+            name=self.trunk_name,
+            metadata=MANAGED_MARKER,
+            numbers=self.numbers,
+            allowed_addresses=self.allowed_addresses,
+            allowed_numbers=self.allowed_numbers,
+            auth_username=self.auth_username,
+            auth_password=self.auth_password,
+        )
+
+    def rule(self, trunk_id: str) -> api.SIPDispatchRuleInfo:
+        return api.SIPDispatchRuleInfo(
+            name=self.rule_name,
+            metadata=MANAGED_MARKER,
+            trunk_ids=[trunk_id],
+            # One room per caller; explicit dispatch of our agent by name, as LiveKit recommends for telephony.
+            rule=api.SIPDispatchRule(
+                dispatch_rule_individual=api.SIPDispatchRuleIndividual(room_prefix=self.room_prefix)
+            ),
+            room_config=RoomConfiguration(agents=[RoomAgentDispatch(agent_name=self.agent_name)]),
+        )
+
+
+@dataclass
+class SetupResult:
+    trunk_id: str
+    rule_id: str
+    actions: list[str]
+
+
+@contextlib.asynccontextmanager
+async def livekit_api(url: str, api_key: str, api_secret: str) -> AsyncIterator[api.LiveKitAPI]:
+    """A LiveKitAPI client whose failures become one actionable line each."""
+    if not api_key or not api_secret:
+        raise StackError("LIVEKIT_API_KEY / LIVEKIT_API_SECRET are not set: run `python cli.py up` or set them in .env")
+    http_url = url.replace("wss://", "https://").replace("ws://", "http://")
+    # No failover retries: a down server should say so now, not after a minute of backoff.
+    client = api.LiveKitAPI(http_url, api_key, api_secret, timeout=aiohttp.ClientTimeout(total=15), failover=False)
+    try:
+        yield client
+    except aiohttp.ClientConnectorError as error:
+        raise StackError(
+            f"cannot reach LiveKit at {http_url} ({error.os_error or error}): is it running? "
+            "Start it with `python cli.py up`, or fix LIVEKIT_URL"
+        ) from None
+    except (aiohttp.ServerTimeoutError, TimeoutError):
+        raise StackError(f"LiveKit at {http_url} did not answer within 15 s: check LIVEKIT_URL") from None
+    except api.TwirpError as error:
+        raise StackError(explain_api_error(error, http_url)) from None
+    finally:
+        await client.aclose()
+
+
+def explain_api_error(error: api.TwirpError, url: str) -> str:
+    message = error.message or f"HTTP {error.status}"
+    if error.status == 401 or error.code == "unauthenticated":
+        return (f"LiveKit at {url} rejected the API key or secret ({message}): "
+                "check LIVEKIT_API_KEY and LIVEKIT_API_SECRET in .env")
+    if "sip not connected" in message.lower() or "redis required" in message.lower():
+        return (f"SIP is not enabled on LiveKit at {url} ({message}): livekit-server needs Redis and a running "
+                "livekit-sip; `python cli.py up` starts both")
+    return f"LiveKit at {url} refused the request: {message} ({error.code})"
+
+
+def is_managed(item: api.SIPInboundTrunkInfo | api.SIPDispatchRuleInfo) -> bool:
+    return item.metadata == MANAGED_MARKER
+
+
+async def list_all(lk: api.LiveKitAPI) -> tuple[list[api.SIPInboundTrunkInfo], list[api.SIPDispatchRuleInfo]]:
+    trunks = await lk.sip.list_inbound_trunk(api.ListSIPInboundTrunkRequest())
+    rules = await lk.sip.list_dispatch_rule(api.ListSIPDispatchRuleRequest())
+    return list(trunks.items), list(rules.items)
+
+
+def _same_trunk(current: api.SIPInboundTrunkInfo, wanted: api.SIPInboundTrunkInfo) -> bool:
+    fields = ("numbers", "allowed_addresses", "allowed_numbers", "auth_username", "auth_password")
+    return all(list(getattr(current, f)) == list(getattr(wanted, f)) if not isinstance(getattr(current, f), str)
+               else getattr(current, f) == getattr(wanted, f) for f in fields)
+
+
+def _same_rule(current: api.SIPDispatchRuleInfo, wanted: api.SIPDispatchRuleInfo) -> bool:
+    return (current.rule == wanted.rule and list(current.trunk_ids) == list(wanted.trunk_ids)
+            and current.room_config == wanted.room_config)
+
+
+def _check_conflicts(config: SipConfig, trunks: list[api.SIPInboundTrunkInfo], rules: list[api.SIPDispatchRuleInfo]):
+    for trunk in trunks:
+        if is_managed(trunk):
+            continue
+        if trunk.name == config.trunk_name:
+            raise StackError(f"a trunk named {trunk.name!r} ({trunk.sip_trunk_id}) exists that `sip setup` did not "
+                             "create; rename or delete it (`python cli.py sip list`)")
+        shared = set(trunk.numbers) & set(config.numbers)
+        if shared:
+            raise StackError(
+                f"number {', '.join(sorted(shared))} already belongs to trunk {trunk.sip_trunk_id} "
+                f"({trunk.name or 'unnamed'}) that `sip setup` did not create; delete it with "
+                f"`lk sip inbound delete {trunk.sip_trunk_id}` or choose other numbers (--number / SIP_NUMBERS)"
+            )
+    for rule in rules:
+        if not is_managed(rule) and rule.name == config.rule_name:
+            raise StackError(f"a dispatch rule named {rule.name!r} ({rule.sip_dispatch_rule_id}) exists that "
+                             "`sip setup` did not create; rename or delete it")
+
+
+async def setup(lk: api.LiveKitAPI, config: SipConfig, dry_run: bool = False) -> SetupResult:
+    """Creates, updates or keeps our trunk and rule. Running it twice changes nothing and returns the same IDs."""
+    config.validate()
+    trunks, rules = await list_all(lk)
+    _check_conflicts(config, trunks, rules)
+    actions: list[str] = []
+    wanted_trunk = config.trunk()
+    current_trunk = next((t for t in trunks if is_managed(t) and t.name == config.trunk_name), None)
+    created_trunk_id = ""
+    if current_trunk is None:
+        actions.append(f"create inbound trunk {config.trunk_name!r} for {', '.join(config.numbers)}")
+        trunk_id = "(new trunk)"
+        if not dry_run:
+            created = await lk.sip.create_inbound_trunk(api.CreateSIPInboundTrunkRequest(trunk=wanted_trunk))
+            trunk_id = created_trunk_id = created.sip_trunk_id
+    else:
+        trunk_id = current_trunk.sip_trunk_id
+        if _same_trunk(current_trunk, wanted_trunk):
+            actions.append(f"keep inbound trunk {trunk_id}")
+        else:
+            actions.append(f"update inbound trunk {trunk_id}")
+            if not dry_run:
+                wanted_trunk.sip_trunk_id = trunk_id
+                await lk.sip.update_inbound_trunk(trunk_id, wanted_trunk)
+
+    wanted_rule = config.rule(trunk_id)
+    current_rule = next((r for r in rules if is_managed(r) and r.name == config.rule_name), None)
+    try:
+        if current_rule is None:
+            actions.append(f"create dispatch rule {config.rule_name!r}: room per caller '{config.room_prefix}...', "
+                           f"agent {config.agent_name!r}")
+            rule_id = "(new rule)"
+            if not dry_run:
+                created_rule = await lk.sip.create_dispatch_rule(
+                    api.CreateSIPDispatchRuleRequest(dispatch_rule=wanted_rule)
+                )
+                rule_id = created_rule.sip_dispatch_rule_id
+        else:
+            rule_id = current_rule.sip_dispatch_rule_id
+            if _same_rule(current_rule, wanted_rule):
+                actions.append(f"keep dispatch rule {rule_id}")
+            else:
+                actions.append(f"update dispatch rule {rule_id}")
+                if not dry_run:
+                    wanted_rule.sip_dispatch_rule_id = rule_id
+                    await lk.sip.update_dispatch_rule(rule_id, wanted_rule)
+    except Exception:
+        if created_trunk_id:  # nothing half-created
+            await lk.sip.delete_trunk(api.DeleteSIPTrunkRequest(sip_trunk_id=created_trunk_id))
+        raise
+    return SetupResult(trunk_id, rule_id, actions)
+
+
+async def teardown(lk: api.LiveKitAPI) -> list[str]:
+    """Deletes only what setup created (rules first, since they point at trunks)."""
+    trunks, rules = await list_all(lk)
+    deleted = []
+    for rule in filter(is_managed, rules):
+        await lk.sip.delete_dispatch_rule(api.DeleteSIPDispatchRuleRequest(sip_dispatch_rule_id=rule.sip_dispatch_rule_id))
+        deleted.append(f"dispatch rule {rule.sip_dispatch_rule_id} ({rule.name})")
+    for trunk in filter(is_managed, trunks):
+        await lk.sip.delete_trunk(api.DeleteSIPTrunkRequest(sip_trunk_id=trunk.sip_trunk_id))
+        deleted.append(f"inbound trunk {trunk.sip_trunk_id} ({trunk.name})")
+    return deleted
