@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import sys
 from pathlib import Path
@@ -19,7 +20,7 @@ from rich.table import Table
 
 from sip import provisioning
 from stack import lifecycle
-from stack.components import BY_NAME, LIVEKIT_SIP
+from stack.components import BY_NAME, LIVEKIT_SIP, wanted_components
 from stack.credentials import ensure_api_credentials, weak_secret_warning
 from stack.errors import StackError
 from stack.settings import StackSettings
@@ -77,6 +78,14 @@ def up(
 
 
 @app.command()
+def install():
+    """Install and build everything the stack runs (Debian packages, livekit-server, livekit-sip), then stop."""
+    settings = Context.settings()
+    lifecycle.install(settings)
+    out.print("Installed: " + ", ".join(c.name for c in wanted_components(settings)))
+
+
+@app.command()
 def down():
     """Stop what `up` started, and nothing else."""
     stopped = lifecycle.down(Context.settings())
@@ -84,10 +93,13 @@ def down():
 
 
 @app.command()
-def status():
-    """Each component: up or down, address, version, pid and log file."""
+def status(as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False):
+    """Each component: up or down, address, version, pid and log file. Exits 1 if any is down."""
     report = lifecycle.status(Context.settings())
-    _print_status(report)
+    if as_json:
+        print(json.dumps([item.__dict__ for item in report], indent=2))
+    else:
+        _print_status(report)
     if not all(item.up for item in report):
         raise typer.Exit(1)
 

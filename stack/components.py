@@ -103,7 +103,7 @@ def _livekit_server_command(settings: StackSettings) -> list[str]:
         "port": settings.livekit_port,
         "bind_addresses": [LOOPBACK],
         "rtc": {
-            "tcp_port": settings.rtc_tcp_port,
+            "tcp_port": settings.rtc_tcp_port,  # 0 = off
             "port_range_start": start,
             "port_range_end": end,
             "use_external_ip": False,
@@ -120,7 +120,7 @@ def _livekit_server_command(settings: StackSettings) -> list[str]:
 
 LIVEKIT_SERVER = Component(
     name="livekit-server",
-    ports=lambda s: {s.livekit_port: "LIVEKIT_PORT", s.rtc_tcp_port: "LIVEKIT_RTC_TCP_PORT"},
+    ports=lambda s: {s.livekit_port: "LIVEKIT_PORT"} | ({s.rtc_tcp_port: "LIVEKIT_RTC_TCP_PORT"} if s.rtc_tcp_port else {}),
     address=lambda s: f"ws://{LOOPBACK}:{s.livekit_port}",
     command=_livekit_server_command,
     # Keys travel in the environment, not in a file other users could read.

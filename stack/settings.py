@@ -27,7 +27,8 @@ class StackSettings:
     api_secret: str = ""
     redis_port: int = 6390
     livekit_port: int = 7880
-    rtc_tcp_port: int = 7881
+    # 0: no ICE-over-TCP. Its listener binds every address (pion's TCP mux), so it stays off unless asked for.
+    rtc_tcp_port: int = 0
     rtc_udp_ports: tuple[int, int] = (50000, 50100)
     sip_port: int = 5060
     sip_rtp_ports: tuple[int, int] = (10000, 10100)
@@ -56,7 +57,7 @@ class StackSettings:
             api_secret=get("LIVEKIT_API_SECRET", ""),
             redis_port=int(get("REDIS_PORT", 6390)),
             livekit_port=livekit_port,
-            rtc_tcp_port=int(get("LIVEKIT_RTC_TCP_PORT", 7881)),
+            rtc_tcp_port=int(get("LIVEKIT_RTC_TCP_PORT", 0)),
             rtc_udp_ports=_port_range(get("LIVEKIT_RTC_UDP_PORTS", "50000-50100")),
             sip_port=int(get("SIP_PORT", 5060)),
             sip_rtp_ports=_port_range(get("SIP_RTP_PORTS", "10000-10100")),
@@ -118,13 +119,12 @@ class StackSettings:
         return env
 
 
-def settings_for_port_block(base: int, env_file: Path, run_dir: Path, **extra: str) -> dict[str, str]:
+def settings_for_port_block(base: int, **extra: str) -> dict[str, str]:
     """Environment values that put a whole stack on its own block of ports (tests use this)."""
     return {
         "REDIS_PORT": str(base),
         "LIVEKIT_PORT": str(base + 1),
         "LIVEKIT_URL": f"ws://{LOOPBACK}:{base + 1}",
-        "LIVEKIT_RTC_TCP_PORT": str(base + 2),
         "SIP_PORT": str(base + 3),
         "SIP_HEALTH_PORT": str(base + 4),
         "AGENT_HTTP_PORT": str(base + 5),

@@ -1,0 +1,35 @@
+# The two commands a new machine needs:  `make run`  (the whole stack, answering calls)  and  `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+export HF_HUB_OFFLINE := 1
+
+.PHONY: run test install down status bench clean-cache
+
+$(VENV)/.installed: pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@echo "Installing Python dependencies into $(VENV) (first time: several minutes, llama-cpp-python builds from source)"
+	$(PY) -m pip install --progress-bar off -q --upgrade pip
+	$(PY) -m pip install --progress-bar off -e ".[test]"
+	@touch $@
+
+# Debian packages, livekit-server and livekit-sip (built once into .cache/bin). Needs the network, so it
+# runs before the tests enter their network namespace.
+install: $(VENV)/.installed
+	$(PY) cli.py install
+
+run: install
+	$(PY) cli.py up
+	@echo "Stack is up. Call it: $(PY) cli.py call --say 'What are your opening hours?'   Stop it: make down"
+
+# The tests start their own stack in a network namespace of their own (loopback + a veth pair), so they
+# never touch a running `make run` stack or any other host.
+test: install
+	PHONE_TEST_ARTIFACTS=$(CURDIR)/test-artifacts scripts/netns.sh $(PY) -m pytest -v -rs $(PYTEST_ARGS)
+
+down:
+	$(PY) cli.py down
+
+status:
+	$(PY) cli.py status

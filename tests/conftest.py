@@ -1,0 +1,106 @@
+"""Shared fixtures: a real stack (redis, livekit-server, livekit-sip; on request the local endpoint and the agent)
+started on its own block of ports in a temporary folder, and stopped at the end of the session.
+
+Run the suite through `make test`, which puts it in a network namespace of its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from stack import lifecycle
+from stack.components import SERVERS
+from stack.credentials import ensure_api_credentials, save_env_values
+from stack.settings import REPO_ROOT, StackSettings, settings_for_port_block
+
+# Keys from the developer's shell must not leak into the tests (an OpenAI key would send audio to OpenAI).
+for _key in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "LIVEKIT_URL", "LIVEKIT_API_KEY", "LIVEKIT_API_SECRET"):
+    os.environ.pop(_key, None)
+os.environ["HF_HUB_OFFLINE"] = "1"
+
+SHARED_STACK_PORT_BASE = 21000
+ARTIFACTS = Path(os.environ.get("PHONE_TEST_ARTIFACTS", REPO_ROOT / "test-artifacts"))
+
+
+@dataclass
+class RunningStack:
+    env_file: Path
+    run_dir: Path
+
+    @property
+    def settings(self) -> StackSettings:
+        return StackSettings.load(self.env_file, self.run_dir)
+
+    def env_for_processes(self) -> dict[str, str]:
+        return self.settings.env_for_processes()
+
+    def cli(self, *args: str, timeout: float = 300, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+        """Runs `python cli.py ARGS` against this stack."""
+        return subprocess.run(
+            [sys.executable, str(REPO_ROOT / "cli.py"), *args],
+            env={**os.environ, "PHONE_ENV_FILE": str(self.env_file), "PHONE_RUN_DIR": str(self.run_dir),
+                 "COLUMNS": "200", **(env or {})},
+            capture_output=True, text=True, timeout=timeout, cwd=REPO_ROOT,
+        )
+
+
+def make_stack_dir(base_dir: Path, port_base: int, **extra: str) -> RunningStack:
+    """A stack folder with its own .env (own ports, fresh credentials)."""
+    env_file = base_dir / ".env"
+    save_env_values(env_file, **settings_for_port_block(port_base, **extra))
+    stack = RunningStack(env_file=env_file, run_dir=base_dir / "run")
+    ensure_api_credentials(stack.settings)
+    return stack
+
+
+@pytest.fixture(scope="session")
+def stack_servers(tmp_path_factory) -> RunningStack:
+    """redis + livekit-server + livekit-sip, up for the whole session."""
+    stack = make_stack_dir(tmp_path_factory.mktemp("shared-stack"), SHARED_STACK_PORT_BASE,
+                           SIP_NUMBERS="+15550100", BUSINESS_NAME="Harbor Dental",
+                           BUSINESS_HOURS="Monday to Friday, 9 am to 5 pm", TRANSFER_NUMBER="+15550199")
+    try:
+        lifecycle.up(stack.settings, list(SERVERS))
+        yield stack
+    finally:
+        lifecycle.down(stack.settings)
+        _keep_logs(stack, "shared-stack")
+
+
+@pytest.fixture(scope="session")
+def provisioned_sip(stack_servers):
+    """Our inbound trunk and dispatch rule on the shared stack."""
+    from sip import provisioning
+
+    settings = stack_servers.settings
+
+    async def run():
+        async with provisioning.livekit_api(settings.livekit_url, settings.api_key, settings.api_secret) as lk:
+            return await provisioning.setup(lk, provisioning.SipConfig.from_env(settings.env_for_processes()))
+
+    return asyncio.run(run())
+
+
+@pytest.fixture(scope="session")
+def agent_stack(stack_servers, provisioned_sip) -> RunningStack:
+    """The shared stack plus the local OpenAI-compatible endpoint and the agent worker."""
+    lifecycle.up(stack_servers.settings, ["local-openai", "agent"])
+    return stack_servers
+
+
+def _keep_logs(stack: RunningStack, name: str) -> None:
+    """Copies the stack's logs next to the other test artifacts, for a failed CI run."""
+    target = ARTIFACTS / "logs" / name
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+        for log in stack.settings.log_dir.glob("*.log"):
+            (target / log.name).write_bytes(log.read_bytes())
+    except OSError:
+        pass

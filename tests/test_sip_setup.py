@@ -1,0 +1,154 @@
+"""`cli.py sip ...` against the real server: idempotent setup, list, teardown, and every bad input."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import subprocess
+
+import pytest
+from livekit import api
+
+from sip import provisioning
+from stack.binaries import LIVEKIT_SERVER, installed_path
+
+pytestmark = pytest.mark.stack
+IDS = re.compile(r"trunk (ST_\w+)\s+rule (SDR_\w+)")
+
+
+def sip_objects(stack):
+    settings = stack.settings
+
+    async def run():
+        async with provisioning.livekit_api(settings.livekit_url, settings.api_key, settings.api_secret) as lk:
+            return await provisioning.list_all(lk)
+
+    return asyncio.run(run())
+
+
+@pytest.fixture
+def clean_sip(stack_servers):
+    """No trunks or rules of ours before and after (other tests provision the shared stack too)."""
+    stack_servers.cli("sip", "teardown")
+    yield stack_servers
+    stack_servers.cli("sip", "teardown")
+
+
+def test_setup_is_idempotent_and_teardown_removes_it(clean_sip):
+    first = clean_sip.cli("sip", "setup", "--number", "+15550123")
+    assert first.returncode == 0, first.stderr
+    assert "create inbound trunk" in first.stdout
+    second = clean_sip.cli("sip", "setup", "--number", "+15550123")
+    assert second.returncode == 0, second.stderr
+    assert "keep inbound trunk" in second.stdout and "keep dispatch rule" in second.stdout
+    assert IDS.search(first.stdout).groups() == IDS.search(second.stdout).groups()
+
+    trunks, rules = sip_objects(clean_sip)
+    (trunk,) = [t for t in trunks if provisioning.is_managed(t)]
+    (rule,) = [r for r in rules if provisioning.is_managed(r)]
+    assert list(trunk.numbers) == ["+15550123"]
+    assert rule.rule.dispatch_rule_individual.room_prefix == "call-"
+    assert [a.agent_name for a in rule.room_config.agents] == ["phone-assistant"]
+    assert list(rule.trunk_ids) == [trunk.sip_trunk_id]
+
+    listed = clean_sip.cli("sip", "list")
+    assert trunk.sip_trunk_id in listed.stdout and rule.sip_dispatch_rule_id in listed.stdout
+
+    changed = clean_sip.cli("sip", "setup", "--number", "+15550124", "--allowed-address", "127.0.0.1")
+    assert "update inbound trunk" in changed.stdout
+    assert IDS.search(changed.stdout).group(1) == trunk.sip_trunk_id
+
+    torn = clean_sip.cli("sip", "teardown")
+    assert trunk.sip_trunk_id in torn.stdout
+    trunks, rules = sip_objects(clean_sip)
+    assert not any(provisioning.is_managed(x) for x in [*trunks, *rules])
+
+
+def test_dry_run_changes_nothing(clean_sip):
+    plan = clean_sip.cli("sip", "setup", "--dry-run")
+    assert plan.returncode == 0, plan.stderr
+    assert "Plan (dry run" in plan.stdout and "create inbound trunk" in plan.stdout
+    trunks, rules = sip_objects(clean_sip)
+    assert not any(provisioning.is_managed(x) for x in [*trunks, *rules])
+
+
+def test_foreign_trunk_is_a_conflict_and_survives_teardown(clean_sip):
+    settings = clean_sip.settings
+
+    async def create_foreign():
+        async with provisioning.livekit_api(settings.livekit_url, settings.api_key, settings.api_secret) as lk:
+            return await lk.sip.create_inbound_trunk(api.CreateSIPInboundTrunkRequest(
+                trunk=api.SIPInboundTrunkInfo(name="someone else's", numbers=["+15550177"])))
+
+    async def delete(trunk_id):
+        async with provisioning.livekit_api(settings.livekit_url, settings.api_key, settings.api_secret) as lk:
+            await lk.sip.delete_trunk(api.DeleteSIPTrunkRequest(sip_trunk_id=trunk_id))
+
+    foreign = asyncio.run(create_foreign())
+    try:
+        result = clean_sip.cli("sip", "setup", "--number", "+15550177")
+        assert result.returncode == 1
+        assert foreign.sip_trunk_id in result.stderr and "did not create" in result.stderr
+        trunks, rules = sip_objects(clean_sip)
+        assert not any(provisioning.is_managed(x) for x in [*trunks, *rules])  # nothing half-created
+
+        assert clean_sip.cli("sip", "setup", "--number", "+15550178").returncode == 0
+        clean_sip.cli("sip", "teardown")
+        trunks, _ = sip_objects(clean_sip)
+        assert [t.sip_trunk_id for t in trunks] == [foreign.sip_trunk_id]
+    finally:
+        asyncio.run(delete(foreign.sip_trunk_id))
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--number", "12"], "invalid phone number '12'"),
+    (["--number", "+1555abc"], "invalid phone number"),
+    (["--allowed-address", "not-an-ip"], "invalid allowed address"),
+    (["--auth-username", "carrier"], "needs both a username and a password"),
+])
+def test_invalid_input_creates_nothing(clean_sip, args, message):
+    result = clean_sip.cli("sip", "setup", *args)
+    assert result.returncode == 1
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+    trunks, rules = sip_objects(clean_sip)
+    assert not any(provisioning.is_managed(x) for x in [*trunks, *rules])
+
+
+def test_wrong_secret(stack_servers):
+    result = stack_servers.cli("sip", "list", env={"LIVEKIT_API_SECRET": "x" * 40})
+    assert result.returncode == 1
+    assert "rejected the API key or secret" in result.stderr
+    assert "LIVEKIT_API_SECRET" in result.stderr
+
+
+def test_server_down(stack_servers):
+    result = stack_servers.cli("sip", "setup", env={"LIVEKIT_URL": "ws://127.0.0.1:1"})
+    assert result.returncode == 1
+    assert "cannot reach LiveKit at http://127.0.0.1:1" in result.stderr
+    assert "python cli.py up" in result.stderr
+
+
+def test_server_without_redis_says_sip_is_not_enabled(stack_servers, tmp_path):
+    """A livekit-server with no Redis answers every SIP call with an error; we turn it into one line."""
+    port = 23501
+    server = subprocess.Popen(
+        [installed_path(LIVEKIT_SERVER), "--dev", "--bind", "127.0.0.1", "--port", str(port),
+         "--udp-port", "23502", "--node-ip", "127.0.0.1"],
+        stdout=open(tmp_path / "server.log", "wb"), stderr=subprocess.STDOUT,
+    )
+    try:
+        import time, httpx
+        for _ in range(100):
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/").status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        result = stack_servers.cli("sip", "setup", env={
+            "LIVEKIT_URL": f"ws://127.0.0.1:{port}", "LIVEKIT_API_KEY": "devkey", "LIVEKIT_API_SECRET": "secret"})
+        assert result.returncode == 1
+        assert "SIP is not enabled" in result.stderr and "Redis" in result.stderr
+    finally:
+        server.terminate()
+        server.wait(10)
