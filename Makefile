@@ -26,6 +26,7 @@ run: install
 # The tests start their own stack in a network namespace of their own (loopback + a veth pair), so they
 # never touch a running `make run` stack or any other host.
 test: install
+	$(PY) cli.py install --test-tools
 	PHONE_TEST_ARTIFACTS=$(CURDIR)/test-artifacts scripts/netns.sh $(PY) -m pytest -v -rs $(PYTEST_ARGS)
 
 down:

@@ -21,6 +21,7 @@ from rich.table import Table
 from sip import provisioning
 from stack import lifecycle
 from stack.components import BY_NAME, LIVEKIT_SIP, wanted_components
+from stack.binaries import TEST_TOOL_PACKAGES, ensure_debian_packages
 from stack.credentials import ensure_api_credentials, weak_secret_warning
 from stack.errors import StackError
 from stack.settings import StackSettings
@@ -78,10 +79,14 @@ def up(
 
 
 @app.command()
-def install():
+def install(
+    test_tools: Annotated[bool, typer.Option(help="Also the tools the test suite drives (SIPp, iproute2).")] = False,
+):
     """Install and build everything the stack runs (Debian packages, livekit-server, livekit-sip), then stop."""
     settings = Context.settings()
     lifecycle.install(settings)
+    if test_tools:
+        ensure_debian_packages(TEST_TOOL_PACKAGES)
     out.print("Installed: " + ", ".join(c.name for c in wanted_components(settings)))
 
 
