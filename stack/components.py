@@ -50,6 +50,15 @@ def _redis_ping(settings: StackSettings) -> bool:
         return False
 
 
+def _logged_since_start(settings: StackSettings, name: str, text: str) -> bool:
+    """Whether the component's log shows `text` after the last start marker that ProcessTable.start writes."""
+    try:
+        log = (settings.log_dir / f"{name}.log").read_text(errors="replace")
+    except FileNotFoundError:
+        return False
+    return text in log[log.rfind("\n--- "):]
+
+
 def config_path(settings: StackSettings, name: str) -> Path:
     return settings.run_dir / "config" / f"{name}.yaml"
 
@@ -189,7 +198,9 @@ AGENT = Component(
     address=lambda s: f"http://{LOOPBACK}:{s.agent_http_port}/",
     # `main.py start` gives up (exit 0) after 16 failed connection attempts, so a supervisor restarts it.
     command=lambda s: _python("-m", "stack.supervise", "agent", "--", sys.executable, str(REPO_ROOT / "main.py"), "start"),
-    healthy=lambda s: _http_ok(f"http://{LOOPBACK}:{s.agent_http_port}/"),
+    # The worker's HTTP health says OK before it has registered with the server; the log says when it has.
+    healthy=lambda s: _http_ok(f"http://{LOOPBACK}:{s.agent_http_port}/")
+    and _logged_since_start(s, "agent", "registered worker"),
     version=lambda s: _package_version("livekit-agents"),
     health_timeout=120.0,
     supervised=True,

@@ -65,9 +65,10 @@ def _start(settings: StackSettings, table: ProcessTable, component: Component) -
                 f"{component.name} exited during start-up; see {record.log_path}. Last lines:\n"
                 + log_tail(record.log_path)
             )
-        if time.monotonic() - last_note > 15:
-            say(f"{component.name}: still starting ({time.monotonic() - deadline + component.health_timeout:.0f} s)"
-                f" — log: {record.log_path}")
+        if time.monotonic() - last_note > 10:
+            waited = time.monotonic() - deadline + component.health_timeout
+            latest = log_tail(record.log_path, 1).strip()[:160]
+            say(f"{component.name}: still starting ({waited:.0f} s): {latest}")
             last_note = time.monotonic()
         time.sleep(0.25)
     raise StackError(
