@@ -1,7 +1,7 @@
 """Turns the tool calls Qwen writes as text into OpenAI `tool_calls`, while plain text still streams at once.
 
 Qwen writes a call as `<tool_call>{"name": ..., "arguments": {...}}</tool_call>`, as bare JSON in the content,
-or (the 1.5B model) with doubled braces `{{...}}`. llama-cpp-python leaves all of these in `content`.
+or (the 1.5B model) with doubled braces `{{...}}`, sometimes inside a ```json fence. llama-cpp-python leaves all of these in `content`.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import uuid
 from dataclasses import dataclass
 
 OPEN, CLOSE = "<tool_call>", "</tool_call>"
+FENCE = "```"
 
 
 @dataclass(frozen=True)
@@ -47,10 +48,10 @@ class ToolCallParser:
         self._pending += delta
         if not self._streamed_any:
             head = self._pending.lstrip()
-            if head.startswith(("{", OPEN)):  # the whole answer is a call
+            if head.startswith(("{", OPEN, FENCE)):  # the whole answer is a call (maybe in a markdown fence)
                 self._in_call, self._call_text, self._pending = True, head, ""
                 return ""
-            if not head or OPEN.startswith(head):  # undecided yet
+            if not head or OPEN.startswith(head) or FENCE.startswith(head):  # undecided yet
                 return ""
         index = self._pending.find(OPEN)
         if index >= 0:
@@ -73,7 +74,7 @@ class ToolCallParser:
         calls = parse_tool_calls(self._call_text, self.tool_names) if self._in_call else []
         text = self._pending
         if self._in_call and not calls and not self._call_text.lstrip().startswith(("{", OPEN)):
-            text += self._call_text
+            text += self._call_text.replace(FENCE, "")
         return text, calls
 
 

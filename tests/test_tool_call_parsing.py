@@ -22,6 +22,7 @@ def run(chunks, tools=TOOLS):
     '{"name": "end_call", "arguments": {}}',
     '{{"name": "end_call", "arguments": {}}}',
     '  {"name": "end_call", "arguments": "{}"}',
+    '```json\n{\n  "name": "end_call",\n  "arguments": {}\n}\n```',
 ])
 def test_each_form_becomes_a_call(output):
     text, calls = run([output])
@@ -73,3 +74,8 @@ def test_two_calls():
 def test_without_tools_everything_is_text():
     text, calls = run(['{"name": "end_call"}'], tools=set())
     assert text == '{"name": "end_call"}' and calls == []
+
+
+def test_a_fenced_answer_that_is_no_call_is_still_spoken():
+    text, calls = run(["```", "Hello there", "```"])
+    assert calls == [] and text.strip() == "Hello there"

@@ -1,0 +1,103 @@
+"""The chat model on llama-cpp-python, rendered with the GGUF's own chat template so Qwen sees tools as it was trained."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from .model_store import DEFAULT_LLM, resolve_llm
+
+log = logging.getLogger("local_openai.llm")
+STOP = ["<|im_end|>", "<|endoftext|>"]
+WARM_SYSTEM_PROMPT = "You are a helpful phone assistant. Answer in one or two short sentences."
+
+
+@dataclass
+class Generation:
+    prompt_tokens: int
+    completion_tokens: int = 0
+
+
+def _text_of(content) -> str:
+    if isinstance(content, list):  # OpenAI content parts
+        return "".join(part.get("text", "") for part in content if isinstance(part, dict))
+    return content or ""
+
+
+def to_template_messages(messages: list[dict]) -> list[dict]:
+    """OpenAI messages as the Qwen template expects them (tool-call arguments as objects, text as strings)."""
+    converted = []
+    for message in messages:
+        item = {"role": message.get("role", "user"), "content": _text_of(message.get("content"))}
+        if message.get("tool_calls"):
+            item["tool_calls"] = []
+            for call in message["tool_calls"]:
+                function = call.get("function", {})
+                try:
+                    arguments = json.loads(function.get("arguments") or "{}")
+                except json.JSONDecodeError:
+                    arguments = {}
+                item["tool_calls"].append({"name": function.get("name", ""), "arguments": arguments})
+        if message.get("role") == "developer":
+            item["role"] = "system"
+        converted.append(item)
+    return converted
+
+
+class ChatModel:
+    def __init__(self, model: str | None = None, threads: int | None = None, context: int = 4096):
+        from llama_cpp import Llama
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        started = time.monotonic()
+        self.model_name = model or os.environ.get("LOCAL_LLM_MODEL") or DEFAULT_LLM
+        source = resolve_llm(self.model_name)
+        options = dict(n_ctx=context, n_threads=threads or os.cpu_count() or 2, n_batch=512, verbose=False)
+        if isinstance(source, str):  # a Hugging Face repo id, for users with internet
+            self._llm = Llama.from_pretrained(source, filename="*q4_k_m.gguf", **options)
+        else:
+            self._llm = Llama(model_path=str(source), **options)
+        template = self._llm.metadata.get("tokenizer.chat_template")
+        if not template:
+            raise ValueError(f"{self.model_name} has no chat template in its GGUF metadata")
+        self._formatter = Jinja2ChatFormatter(
+            template=template,
+            eos_token=self._llm._model.token_get_text(self._llm.token_eos()),
+            bos_token=self._llm._model.token_get_text(self._llm.token_bos()) if self._llm.token_bos() >= 0 else "",
+        )
+        self._lock = threading.Lock()  # one llama context: one generation at a time
+        log.info("LLM %s loaded in %.1f s", self.model_name, time.monotonic() - started)
+
+    def render(self, messages: list[dict], tools: list[dict] | None = None) -> str:
+        return self._formatter(messages=to_template_messages(messages), tools=tools or None).prompt
+
+    def stream(self, messages: list[dict], tools: list[dict] | None, max_tokens: int, temperature: float,
+               usage: Generation | None = None) -> Iterator[str]:
+        """Text deltas. The llama context keeps the previous prompt, so a shared prefix (the system prompt
+        and earlier turns) is not evaluated again."""
+        prompt = self.render(messages, tools)
+        with self._lock:
+            tokens = self._llm.tokenize(prompt.encode(), add_bos=False, special=True)
+            if usage is not None:
+                usage.prompt_tokens = len(tokens)
+            for chunk in self._llm.create_completion(
+                tokens, max_tokens=max_tokens, temperature=temperature, stop=STOP, stream=True,
+            ):
+                text = chunk["choices"][0]["text"]
+                if usage is not None:
+                    usage.completion_tokens += 1
+                if text:
+                    yield text
+
+    def warm(self, system_prompt: str = WARM_SYSTEM_PROMPT, tools: list[dict] | None = None) -> float:
+        """Evaluates a system prompt so the first real request finds it cached; returns the seconds it took."""
+        started = time.monotonic()
+        for _ in self.stream([{"role": "system", "content": system_prompt}, {"role": "user", "content": "Hi"}],
+                             tools, max_tokens=1, temperature=0.0):
+            pass
+        return time.monotonic() - started
