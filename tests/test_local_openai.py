@@ -1,0 +1,159 @@
+"""The local OpenAI-compatible endpoint, run for real (`python -m local_openai`) and called with the official client."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+import time
+import wave
+
+import httpx
+import numpy as np
+import openai
+import pytest
+
+from stack.settings import REPO_ROOT
+
+pytestmark = pytest.mark.models
+PORT = 21806
+END_CALL = {"type": "function", "function": {
+    "name": "end_call", "description": "End the call. Use it only after the caller says goodbye.",
+    "parameters": {"type": "object", "properties": {}, "additionalProperties": False}, "strict": True}}
+
+
+@pytest.fixture(scope="module")
+def endpoint(tmp_path_factory):
+    log_path = tmp_path_factory.mktemp("endpoint") / "local_openai.log"
+    with open(log_path, "wb") as log:
+        server = subprocess.Popen([sys.executable, "-m", "local_openai", "--port", str(PORT)], cwd=REPO_ROOT,
+                                  stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    base_url = f"http://127.0.0.1:{PORT}/v1"
+    try:
+        for _ in range(600):
+            try:
+                if httpx.get(f"{base_url}/models").status_code == 200:
+                    break
+            except httpx.HTTPError:
+                assert server.poll() is None, log_path.read_text()
+                time.sleep(0.5)
+        yield base_url
+    finally:
+        server.terminate()
+        server.wait(15)
+
+
+@pytest.fixture(scope="module")
+def client(endpoint):
+    return openai.OpenAI(base_url=endpoint, api_key="unused")
+
+
+def wav_bytes(pcm: np.ndarray, rate: int) -> bytes:
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(rate)
+        wav.writeframes(pcm.astype(np.int16).tobytes())
+    return buffer.getvalue()
+
+
+def test_models_lists_local_models_and_openai_aliases(client):
+    ids = {model.id for model in client.models.list()}
+    assert {"qwen2.5-coder-1.5b", "whisper-1", "tts-1", "gpt-4o-mini"} <= ids
+
+
+def test_speech_pcm_is_24khz_audio_of_sensible_length(client):
+    pcm = np.frombuffer(client.audio.speech.create(
+        model="tts-1", voice="alloy", input="Thanks for calling. How can I help you today?", response_format="pcm",
+    ).read(), dtype=np.int16)
+    seconds = pcm.size / 24000
+    assert 1.5 < seconds < 6, seconds
+    assert np.abs(pcm).max() > 3000  # not silence
+
+
+def test_speech_round_trips_through_transcription(client):
+    """Speak a sentence as WAV, resample it to the phone's 8 kHz, and transcribe it back."""
+    wav = client.audio.speech.create(model="gpt-4o-mini-tts", voice="nova", response_format="wav",
+                                     input="Our office is open Monday to Friday from nine to five.").read()
+    assert wav[:4] == b"RIFF"
+    pcm = np.frombuffer(wav[44:], dtype=np.int16)
+    phone_line = pcm[::3]  # 24 kHz -> 8 kHz
+    text = client.audio.transcriptions.create(model="whisper-1", file=("q.wav", wav_bytes(phone_line, 8000))).text
+    words = text.lower()
+    assert "office" in words and "friday" in words, text
+
+
+def test_streaming_chat_answers_in_text(client):
+    stream = client.chat.completions.create(
+        model="gpt-4o-mini", stream=True, stream_options={"include_usage": True}, max_tokens=40,
+        messages=[{"role": "system", "content": "You answer in one short sentence."},
+                  {"role": "user", "content": "What is the capital of France?"}])
+    chunks = list(stream)
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert "paris" in text.lower()
+    assert chunks[-1].usage.completion_tokens > 0
+    assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "stop"
+
+
+def test_streaming_chat_emits_a_proper_tool_call(client):
+    stream = client.chat.completions.create(
+        model="gpt-4o-mini", stream=True, tools=[END_CALL],
+        messages=[{"role": "system", "content": "You are a phone assistant. Call end_call when the caller says goodbye."},
+                  {"role": "user", "content": "That's all I needed, thank you. Goodbye!"}])
+    chunks = [c for c in stream if c.choices]
+    calls = [call for c in chunks for call in (c.choices[0].delta.tool_calls or [])]
+    assert [call.function.name for call in calls] == ["end_call"]
+    assert json.loads(calls[0].function.arguments) == {}
+    assert calls[0].id and calls[0].type == "function"
+    assert chunks[-1].choices[0].finish_reason == "tool_calls"
+    spoken = "".join(c.choices[0].delta.content or "" for c in chunks)
+    assert "end_call" not in spoken and "{" not in spoken
+
+
+def test_non_streaming_chat(client):
+    reply = client.chat.completions.create(model="gpt-4o-mini", max_tokens=20,
+                                           messages=[{"role": "user", "content": "Say the word hello."}])
+    assert "hello" in reply.choices[0].message.content.lower()
+
+
+def test_unknown_model_is_a_404_with_an_openai_error(client):
+    with pytest.raises(openai.NotFoundError) as error:
+        client.chat.completions.create(model="no-such-model", messages=[{"role": "user", "content": "hi"}])
+    assert error.value.body["code"] == "model_not_found"
+
+
+def test_bad_audio_is_a_400_and_the_server_lives_on(client):
+    with pytest.raises(openai.BadRequestError) as error:
+        client.audio.transcriptions.create(model="whisper-1", file=("x.wav", b"not audio at all" * 50))
+    assert "decode" in error.value.body["message"]
+    with pytest.raises(openai.BadRequestError):
+        client.audio.transcriptions.create(model="whisper-1", file=("x.wav", b""))
+    assert client.models.list().data
+
+
+def test_oversized_upload_is_a_413(endpoint):
+    too_big = b"\0" * (26 * 1024 * 1024)
+    response = httpx.post(f"{endpoint}/audio/transcriptions", data={"model": "whisper-1"},
+                          files={"file": ("big.wav", too_big)}, timeout=60)
+    assert response.status_code == 413
+    assert response.json()["error"]["param"] == "file"
+
+
+@pytest.mark.parametrize("body, status", [
+    ({"model": "tts-1", "input": ""}, 400),
+    ({"model": "tts-1", "input": "hi", "response_format": "mp3"}, 400),
+    ({"model": "tts-1"}, 400),
+])
+def test_bad_speech_requests(endpoint, body, status):
+    response = httpx.post(f"{endpoint}/audio/speech", json=body)
+    assert response.status_code == status
+    assert response.json()["error"]["message"]
+
+
+def test_malformed_json_and_wrong_method(endpoint):
+    response = httpx.post(f"{endpoint}/chat/completions", content=b"{not json", headers={"content-type": "application/json"})
+    assert response.status_code == 400 and response.json()["error"]["type"] == "invalid_request_error"
+    assert httpx.get(f"{endpoint}/chat/completions").status_code == 405
