@@ -242,6 +242,12 @@ def sip_status():
         raise typer.Exit(1)
 
 
+# The test softphone (sip/call_command.py).
+from sip.call_command import call as _call_command  # noqa: E402
+
+app.command("call")(_call_command)
+
+
 def main() -> None:
     try:
         app()
