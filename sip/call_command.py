@@ -1,0 +1,75 @@
+"""`python cli.py call`: dial the assistant with the test softphone and print the call's timeline."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from sip.softphone import CODECS, CallOptions, SoftphoneError, place_call
+
+
+def _defaults() -> tuple[str, str]:
+    """(server, number) from .env: livekit-sip on 127.0.0.1:$SIP_PORT, the first of SIP_NUMBERS."""
+    from stack.settings import StackSettings
+
+    env_file = os.environ.get("PHONE_ENV_FILE")
+    settings = StackSettings.load(Path(env_file) if env_file else None)
+    values = {**settings.extra_env, **os.environ}
+    numbers = [n.strip() for n in values.get("SIP_NUMBERS", "").split(",") if n.strip()]
+    return f"127.0.0.1:{settings.sip_port}", numbers[0] if numbers else "+15550100"
+
+
+def call(
+    play: Annotated[Optional[list[Path]], typer.Option(
+        "--play", help="A WAV file (any rate) the caller says; repeat for several turns.")] = None,
+    say: Annotated[Optional[list[str]], typer.Option(
+        "--say", help="Text the caller says, synthesized with the local Piper voice; repeat for several turns.")] = None,
+    record: Annotated[Optional[Path], typer.Option("--record", help="Write what the caller heard to this WAV.")] = None,
+    dtmf: Annotated[str, typer.Option("--dtmf", help="DTMF digits to send after the greeting, e.g. 123#.")] = "",
+    number: Annotated[Optional[str], typer.Option(
+        "--number", help="Number to dial (default: first of SIP_NUMBERS, else +15550100).")] = None,
+    caller_id: Annotated[str, typer.Option("--from", help="Caller ID (the From user).")] = "+15550123",
+    server: Annotated[Optional[str], typer.Option(
+        "--server", help="SIP server host:port (default 127.0.0.1:$SIP_PORT).")] = None,
+    hangup_after: Annotated[float, typer.Option(
+        "--hangup-after", help="Seconds to stay on the line after the last reply before hanging up.")] = 0.0,
+    hangup_mid_reply: Annotated[Optional[float], typer.Option(
+        "--hangup-mid-reply", help="Hang up this many seconds into the agent's last reply.")] = None,
+    timeout: Annotated[float, typer.Option(
+        "--timeout", help="Seconds to wait for the answer, the greeting and each reply.")] = 30.0,
+    codec: Annotated[Optional[list[str]], typer.Option(
+        "--codec", help=f"Codecs to offer, in order ({', '.join(CODECS)}); default g722 then pcmu.")] = None,
+    transcribe: Annotated[bool, typer.Option(help="Transcribe what the agent said with the local STT.")] = True,
+    json_output: Annotated[bool, typer.Option("--json", help="Print the result as one JSON line.")] = False,
+):
+    """Call the assistant like a phone would (SIP + RTP) and print the timeline: answer, greeting, voice-to-voice."""
+    default_server, default_number = _defaults()
+    options = CallOptions(
+        server=server or default_server, number=number or default_number, caller_id=caller_id,
+        play=[str(p) for p in play or []], say=list(say or []), dtmf=dtmf,
+        record=str(record) if record else None, hangup_after=hangup_after, hangup_mid_reply=hangup_mid_reply,
+        timeout=timeout, transcribe=transcribe, codecs=list(codec or ["g722", "pcmu"]),
+    )
+    if ":" not in options.server:
+        _fail(f"--server must be host:port, got {options.server!r}", 2)
+    try:
+        result = place_call(options, progress=lambda message: print(message, file=sys.stderr, flush=True))
+    except SoftphoneError as error:
+        _fail(str(error), 2)
+    if json_output:
+        print(result.to_json())
+    else:
+        for line in result.timeline():
+            if not line.startswith("error:"):
+                print(line)
+    if result.error:
+        _fail(result.error, 1)
+
+
+def _fail(message: str, code: int):
+    print(f"error: {message}", file=sys.stderr)
+    raise typer.Exit(code)
