@@ -95,6 +95,8 @@ class CallResult:
     hangup_ms: float | None = None
     refer_to: str | None = None
     refer_ms: float | None = None
+    # Final status of the call to the REFER target, when we accepted the REFER.
+    refer_status: int | None = None
     rtp_packets_sent: int = 0
     rtp_packets_received: int = 0
     audio_sent_s: float = 0.0
@@ -143,7 +145,8 @@ class CallResult:
             if turn.reply_text is not None:
                 lines.append(f'  agent: "{turn.reply_text}"')
         if self.refer_to:
-            lines.append(f"REFER            {ms(self.refer_ms)}  to {self.refer_to}")
+            lines.append(f"REFER            {ms(self.refer_ms)}  to {self.refer_to}"
+                         + (f" (call to it ended {self.refer_status})" if self.refer_status else ""))
         if self.hangup_by:
             who = "the agent hung up (BYE)" if self.hangup_by == "agent" else "the caller hung up"
             lines.append(f"hangup           {ms(self.hangup_ms)}  {who}")
@@ -328,7 +331,7 @@ class _Call:
     def run(self) -> CallResult:
         pj = _pj()
         ep = pj.Endpoint()
-        ep.libCreate()
+        _quietly(ep.libCreate)
         call = port = account = None
         try:
             config = pj.EpConfig()
@@ -430,7 +433,7 @@ class _Call:
             if self.state == "confirmed":
                 self.result.hangup_by = "caller" if self.we_hung_up else "agent"
                 self.result.hangup_ms = self.ms(now)
-            else:
+            elif self.result.error is None:  # not our own CANCEL after a timeout
                 self.result.status_code = info.lastStatusCode
                 self.result.reason = info.lastReason
             self.state = "disconnected"
@@ -451,13 +454,14 @@ class _Call:
                 self.media_index = media.index
 
     def on_refer(self, prm) -> None:
+        # Accepted (202), pjsua dials the target itself, as a phone would; the outcome lands in refer_status.
         self.result.refer_to = prm.dstUri
         self.result.refer_ms = self.ms(time.monotonic())
         prm.statusCode = self.options.refer_response
-        if self.options.refer_response < 300:
-            # Accepted: pjsua would dial the target itself; a test phone must not, so it leaves the call instead.
-            prm.statusCode = 202
-            self.refer_accepted = True
+
+    def on_refer_status(self, prm) -> None:
+        if prm.finalNotify:
+            self.result.refer_status = prm.statusCode
 
     def _collect_stats(self, call) -> None:
         try:
@@ -576,6 +580,20 @@ class _Call:
         result.ok = result.error is None and result.answered_ms is not None
 
 
+def _quietly(function) -> None:
+    """Runs `function` with stdout closed: pjlib logs its start-up to stdout before any log level applies."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 1)
+        function()
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+        os.close(devnull)
+
+
 def _make_port(pj, audio: _Audio):
     class Port(pj.AudioMediaPort):
         def onFrameRequested(self, frame):  # noqa: N802 - pjsua2 API
@@ -604,6 +622,9 @@ def _make_call(pj, account, owner: _Call, port):
 
         def onCallTransferRequest(self, prm):  # noqa: N802 - pjsua2 API
             owner.on_refer(prm)
+
+        def onCallTransferStatus(self, prm):  # noqa: N802 - pjsua2 API
+            owner.on_refer_status(prm)
 
         def onStreamDestroyed(self, prm):  # noqa: N802 - pjsua2 API; the last moment RTP counters exist
             owner._collect_stats(self)
