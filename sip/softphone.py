@@ -102,6 +102,8 @@ class CallResult:
     audio_sent_s: float = 0.0
     audio_received_s: float = 0.0
     recording: str | None = None
+    # Where the greeting ("greeting") and each reply ("0", "1", ...) lie in the received audio: [first, last) samples.
+    segments: dict[str, list[int]] = field(default_factory=dict)
 
     @property
     def agent_text(self) -> str:
@@ -276,10 +278,11 @@ class _Audio:
                 first = self.frame_times[index]
             return first
 
-    def audio_between(self, start: float, end: float) -> np.ndarray:
+    def sample_range(self, start: float, end: float) -> list[int]:
+        """[first, last) sample offsets in the received audio of the frames that arrived between two moments."""
         with self.lock:
-            chunks = [s for s, t in zip(self.received, self.frame_times) if start <= t <= end]
-        return np.concatenate(chunks) if chunks else np.zeros(0, np.int16)
+            inside = [i for i, t in enumerate(self.frame_times) if start <= t <= end]
+        return [inside[0] * FRAME_SAMPLES, (inside[-1] + 1) * FRAME_SAMPLES] if inside else [0, 0]
 
     def all_received(self) -> np.ndarray:
         with self.lock:
@@ -294,22 +297,30 @@ def place_call(options: CallOptions, tts=None, stt=None, progress: Callable[[str
 
         (progress or (lambda _m: None))("loading the local STT model to transcribe the agent ...")
         stt = SpeechToText()
-    result = _Call(options, utterances, progress or (lambda _m: None)).run()
+    call = _Call(options, utterances, progress or (lambda _m: None))
+    result = call.run()
     if options.transcribe and stt is not None:
-        _transcribe(result, stt)
+        transcribe_result(result, stt, call.received)
     return result
 
 
-def _transcribe(result: CallResult, stt) -> None:
-    segments = getattr(result, "_segments", {})
-    for key, audio in segments.items():
+def transcribe_result(result: CallResult, stt, received: np.ndarray | None = None) -> CallResult:
+    """Fills in what the agent said (greeting, each reply) from the received audio, or from result.recording."""
+    if received is None:
+        if not result.recording:
+            raise SoftphoneError("nothing to transcribe: the call was not recorded")
+        with wave.open(result.recording) as wav:
+            received = np.frombuffer(wav.readframes(wav.getnframes()), dtype="<i2")
+    for key, (start, end) in result.segments.items():
+        audio = received[start:end]
         if audio.size == 0:
             continue
         text = stt.transcribe(audio.astype(np.float32) / 32768.0, PORT_RATE).strip()
         if key == "greeting":
             result.greeting_text = text
         else:
-            result.turns[key].reply_text = text
+            result.turns[int(key)].reply_text = text
+    return result
 
 
 class _Call:
@@ -322,7 +333,7 @@ class _Call:
         self.state = "calling"  # calling -> confirmed -> disconnected
         self.we_hung_up = False
         self.t0 = 0.0
-        self.segments: dict = {}
+        self.received = np.zeros(0, np.int16)
 
     def ms(self, moment: float | None) -> float | None:
         return None if moment is None else round((moment - self.t0) * 1000.0, 1)
@@ -384,7 +395,6 @@ class _Call:
             if account is not None:
                 account.shutdown()
             ep.libDestroy()
-        self.result._segments = self.segments  # type: ignore[attr-defined]  # agent audio to transcribe
         return self.result
 
     def _set_codecs(self, ep) -> None:
@@ -497,7 +507,7 @@ class _Call:
         result.greeting_ms = self.ms(greeting_at)
         greeting_end = self._wait_reply_end(ep, greeting_at)
         result.greeting_end_ms = self.ms(greeting_end)
-        self.segments["greeting"] = audio.audio_between(greeting_at - 0.1, greeting_end)
+        result.segments["greeting"] = audio.sample_range(greeting_at - 0.1, greeting_end)
 
         if options.dtmf and self.state == "confirmed":
             call.dialDtmf(options.dtmf)
@@ -524,11 +534,11 @@ class _Call:
             last = number == len(self.utterances) - 1
             if last and options.hangup_mid_reply is not None:
                 self._wait(ep, lambda: self.state != "confirmed", options.hangup_mid_reply)
-                self.segments[number] = audio.audio_between(reply_at - 0.1, time.monotonic())
+                result.segments[str(number)] = audio.sample_range(reply_at - 0.1, time.monotonic())
                 return
             reply_end = self._wait_reply_end(ep, reply_at)
             turn.reply_end_ms = self.ms(reply_end)
-            self.segments[number] = audio.audio_between(reply_at - 0.1, reply_end)
+            result.segments[str(number)] = audio.sample_range(reply_at - 0.1, reply_end)
 
         if self.state == "confirmed" and options.hangup_after > 0:
             self._wait(ep, lambda: self.state != "confirmed", options.hangup_after)
@@ -571,7 +581,7 @@ class _Call:
                 call.hangup(pj.CallOpParam(True))  # CANCEL the unanswered INVITE
             except pj.Error:
                 pass
-        received = self.audio.all_received()
+        received = self.received = self.audio.all_received()
         result.audio_received_s = round(received.size / PORT_RATE, 2)
         result.audio_sent_s = round(self.audio.sent_frames * FRAME_MS / 1000.0, 2)
         if self.options.record:

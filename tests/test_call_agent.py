@@ -1,0 +1,196 @@
+"""Real SIP calls through the whole stack: softphone -> livekit-sip -> LiveKit room -> our agent (local models).
+
+Each call runs the softphone in a child process (pjsua2: one library per process); the caller's lines are synthesized
+and the agent's replies transcribed here with the same local models, loaded once.
+    make test  (or: unshare -n sh -c 'ip link set lo up; .venv/bin/pytest -m call tests/test_call_agent.py')
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from livekit import api
+
+from sip import provisioning
+from sip.softphone import PORT_RATE, CallOptions, CallResult, place_call_in_subprocess, run_call_process, \
+    result_from_process, synthesize, transcribe_result, write_wav
+
+pytestmark = pytest.mark.call
+# The first call also waits for the agent's models to warm up; later ones answer in a few seconds.
+WAIT = 90
+# How long the agent may take to hang up after the caller's goodbye (it says goodbye first).
+BYE_BOUND_S = 20
+
+
+@pytest.fixture(scope="module")
+def tts():
+    from local_openai.tts import TextToSpeech
+
+    return TextToSpeech()
+
+
+@pytest.fixture(scope="module")
+def stt():
+    from local_openai.stt import SpeechToText
+
+    return SpeechToText()
+
+
+@pytest.fixture(scope="module")
+def say(tts, tmp_path_factory):
+    """Text -> a WAV of it spoken by the local voice (made once per text)."""
+    folder = tmp_path_factory.mktemp("caller-lines")
+    made: dict[str, str] = {}
+
+    def make(text: str) -> str:
+        if text not in made:
+            path = folder / f"line{len(made)}.wav"
+            write_wav(path, synthesize(text, tts))
+            made[text] = str(path)
+        return made[text]
+
+    return make
+
+
+def dial(stack, tmp_path: Path, name: str, lines: list[str] = (), say=None, **kwargs) -> CallOptions:
+    return CallOptions(**{
+        "server": f"127.0.0.1:{stack.settings.sip_port}", "number": "+15550100", "caller_id": "+15550123",
+        "play": [say(line) for line in lines], "record": str(tmp_path / f"{name}.wav"), "transcribe": False,
+        "timeout": WAIT, **kwargs})
+
+
+def call(options: CallOptions, stt) -> CallResult:
+    result = place_call_in_subprocess(options, timeout=600)
+    if result.recording:
+        transcribe_result(result, stt)
+    print("\n".join(result.timeline()))
+    return result
+
+
+def voiced_seconds(path: str) -> float:
+    import wave
+
+    with wave.open(path) as wav:
+        samples = np.frombuffer(wav.readframes(wav.getnframes()), "<i2")
+    frames = samples[: samples.size // 320 * 320].reshape(-1, 320).astype(np.float64)
+    return float((np.sqrt((frames ** 2).mean(axis=1)) > 330).sum() * 0.02)
+
+
+def test_agent_answers_and_greets(agent_stack, stt, tmp_path):
+    result = call(dial(agent_stack, tmp_path, "greet"), stt)
+    assert result.ok, result.error
+    assert result.ringing_ms is not None and result.answered_ms >= result.ringing_ms
+    assert result.greeting_ms is not None
+    assert voiced_seconds(result.recording) > 1.0
+    assert re.search(r"harbor|dental|help", result.greeting_text or "", re.I), result.greeting_text
+    assert result.hangup_by == "caller"
+
+
+def test_question_gets_a_relevant_answer_from_the_configured_facts(agent_stack, stt, say, tmp_path):
+    result = call(dial(agent_stack, tmp_path, "hours", ["What are your opening hours?"], say), stt)
+    assert result.ok, result.error
+    turn = result.turns[0]
+    assert turn.voice_to_voice_ms is not None, "the agent did not answer the question"
+    # BUSINESS_HOURS is "Monday to Friday, 9 am to 5 pm" on the test stack.
+    assert re.search(r"monday|friday|\b9\b|nine|\b5\b|five", turn.reply_text or "", re.I), turn.reply_text
+
+
+def test_goodbye_ends_the_call_but_hold_on_does_not(agent_stack, stt, say, tmp_path):
+    bye = call(dial(agent_stack, tmp_path, "bye", ["Thank you, goodbye."], say, hangup_after=BYE_BOUND_S), stt)
+    assert bye.ok, bye.error
+    assert bye.hangup_by == "agent", "the agent did not hang up after goodbye"
+    assert bye.hangup_ms - bye.turns[0].speech_end_ms < BYE_BOUND_S * 1000
+
+    hold = call(dial(agent_stack, tmp_path, "hold", ["Hold on a second, please."], say, hangup_after=12), stt)
+    assert hold.ok, hold.error
+    assert hold.hangup_by == "caller", "the agent hung up on a caller who asked to hold on"
+
+
+def test_asking_for_a_human_transfers_to_the_configured_number(agent_stack, stt, say, tmp_path):
+    result = call(dial(agent_stack, tmp_path, "human", ["Can I speak to a human, please?"], say,
+                       hangup_after=20), stt)
+    assert result.answered_ms is not None, result.error
+    assert result.refer_to is not None, "no REFER came"
+    assert "+15550199" in result.refer_to  # TRANSFER_NUMBER on the test stack
+
+
+def test_two_calls_at_once_are_both_answered(agent_stack, stt, tmp_path):
+    procs = [run_call_process(dial(agent_stack, tmp_path, f"both{n}", caller_id=f"+1555012{n}", hangup_after=2))
+             for n in (4, 5)]
+    results = [result_from_process(*proc.communicate(timeout=600)) for proc in procs]
+    for result in results:
+        print("\n".join(result.timeline()))
+        assert result.ok, result.error
+        assert result.greeting_ms is not None
+    # Both were on the line at the same time.
+    assert all(voiced_seconds(r.recording) > 1.0 for r in results)
+
+
+def test_caller_hanging_up_mid_answer_leaves_the_agent_ready(agent_stack, stt, say, tmp_path):
+    first = call(dial(agent_stack, tmp_path, "cut", ["What are your opening hours?"], say, hangup_mid_reply=0.5), stt)
+    assert first.ok, first.error
+    assert first.hangup_by == "caller"
+    assert first.turns[0].reply_start_ms is not None
+    time.sleep(1)
+    second = call(dial(agent_stack, tmp_path, "after-cut"), stt)
+    assert second.ok, second.error
+    assert second.greeting_ms is not None
+
+
+async def _restricted_trunk(settings, create: bool, state: dict):
+    async with provisioning.livekit_api(settings.livekit_url, settings.api_key, settings.api_secret) as lk:
+        if create:
+            config = provisioning.SipConfig(numbers=["+15550177"], allowed_numbers=["+15550123"],
+                                            trunk_name="allow-list test", rule_name="allow-list test")
+            # Not marked as ours, so `sip setup/teardown` elsewhere leave it alone.
+            wanted_trunk, wanted_rule = config.trunk(), None
+            wanted_trunk.metadata = ""
+            trunk = await lk.sip.create_inbound_trunk(api.CreateSIPInboundTrunkRequest(trunk=wanted_trunk))
+            wanted_rule = config.rule(trunk.sip_trunk_id)
+            wanted_rule.metadata = ""
+            rule = await lk.sip.create_dispatch_rule(api.CreateSIPDispatchRuleRequest(dispatch_rule=wanted_rule))
+            state.update(trunk=trunk.sip_trunk_id, rule=rule.sip_dispatch_rule_id)
+        else:
+            if "rule" in state:
+                await lk.sip.delete_dispatch_rule(api.DeleteSIPDispatchRuleRequest(sip_dispatch_rule_id=state["rule"]))
+            if "trunk" in state:
+                await lk.sip.delete_trunk(api.DeleteSIPTrunkRequest(sip_trunk_id=state["trunk"]))
+
+
+async def _rooms_with_caller(settings, caller: str) -> list[str]:
+    async with provisioning.livekit_api(settings.livekit_url, settings.api_key, settings.api_secret) as lk:
+        found = []
+        for room in (await lk.room.list_rooms(api.ListRoomsRequest())).rooms:
+            people = (await lk.room.list_participants(api.ListParticipantsRequest(room=room.name))).participants
+            if any(p.attributes.get("sip.phoneNumber") == caller for p in people):
+                found.append(room.name)
+        return found
+
+
+def test_caller_not_on_the_allow_list_is_rejected_without_a_room(agent_stack, stt, tmp_path):
+    settings, state = agent_stack.settings, {}
+    asyncio.run(_restricted_trunk(settings, True, state))
+    try:
+        stranger = "+15550999"
+        options = dial(agent_stack, tmp_path, "stranger", number="+15550177", caller_id=stranger, timeout=8)
+        proc = run_call_process(options)
+        seen_rooms = []
+        while proc.poll() is None:
+            seen_rooms += asyncio.run(_rooms_with_caller(settings, stranger))
+            time.sleep(0.5)
+        rejected = result_from_process(*proc.communicate())
+        print("\n".join(rejected.timeline()))
+        assert not rejected.ok
+        assert rejected.answered_ms is None
+        assert seen_rooms == []
+
+        # The same trunk answers the caller it allows.
+        allowed = call(dial(agent_stack, tmp_path, "allowed", number="+15550177"), stt)
+        assert allowed.ok, allowed.error
+    finally:
+        asyncio.run(_restricted_trunk(settings, False, state))
