@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import logging
 import os
+import threading
 import time
 import uuid
 import wave
@@ -21,7 +23,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from .audio import AudioDecodeError, decode_to_mono
 from .llm import ChatModel, Generation
 from .stt import WHISPER_RATE, SpeechToText
-from .tool_calls import ToolCallParser
+from .tool_calls import ToolCall, ToolCallParser
 from .tts import TextToSpeech
 
 log = logging.getLogger("local_openai")
@@ -34,6 +36,48 @@ STT_ALIASES = {"whisper-1", "gpt-4o-transcribe", "gpt-4o-mini-transcribe", "gpt-
 TTS_ALIASES = {"tts-1", "tts-1-hd", "gpt-4o-mini-tts"}
 LLM_ALIASES = {"gpt-4o-mini", "gpt-4o", "gpt-4.1", "gpt-4.1-mini", "gpt-4.1-nano", "gpt-5", "gpt-5-mini",
                "gpt-5-nano", "gpt-3.5-turbo"}
+
+
+KEEPALIVE_S = 1.0  # an SSE comment this often while the model prefills, so clients' read timeouts don't fire
+_DONE = object()
+
+
+async def token_stream(models: Models, messages, tools, max_tokens: int, temperature: float, usage: Generation):
+    """The LLM's text deltas, generated on a worker thread; None stands for "still working" (a keep-alive).
+
+    When the client goes away, generation stops and the model is free for the next request.
+    """
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue = asyncio.Queue()
+    cancelled = threading.Event()
+
+    def produce():
+        try:
+            for delta in models.llm.stream(messages, tools, max_tokens, temperature, usage):
+                if cancelled.is_set():
+                    break
+                loop.call_soon_threadsafe(queue.put_nowait, delta)
+        except Exception as error:  # surfaced to the request below
+            loop.call_soon_threadsafe(queue.put_nowait, error)
+        finally:
+            loop.call_soon_threadsafe(queue.put_nowait, _DONE)
+
+    worker = loop.run_in_executor(None, produce)
+    try:
+        while True:
+            try:
+                item = await asyncio.wait_for(queue.get(), KEEPALIVE_S)
+            except asyncio.TimeoutError:
+                yield None
+                continue
+            if item is _DONE:
+                return
+            if isinstance(item, Exception):
+                raise item
+            yield item
+    finally:
+        cancelled.set()
+        del worker
 
 
 class APIError(Exception):
@@ -172,9 +216,22 @@ def create_app(models: Models) -> FastAPI:
         if not isinstance(messages, list) or not messages:
             raise APIError(400, "`messages` must be a non-empty list", param="messages")
         tools = body.get("tools") or []
-        if body.get("tool_choice") == "none":
+        tool_choice = body.get("tool_choice")
+        if tool_choice == "none":
             tools = []
         tool_names = {t.get("function", {}).get("name") for t in tools if isinstance(t, dict)} - {None}
+        direct_calls: list[ToolCall] = []
+        if isinstance(tool_choice, dict):  # a forced function, as OpenAI's tool_choice means it
+            forced = (tool_choice.get("function") or {}).get("name")
+            tool = next((t for t in tools if t.get("function", {}).get("name") == forced), None)
+            if tool is None:
+                raise APIError(400, f"tool_choice names {forced!r}, which is not among the tools", param="tool_choice")
+            if not (tool["function"].get("parameters") or {}).get("properties"):
+                # Nothing for the model to fill in: the call is the whole answer.
+                direct_calls = [ToolCall(name=forced, arguments="{}", id=f"call_{uuid.uuid4().hex[:24]}")]
+            else:
+                tools, tool_names = [tool], {forced}
+                messages = [*messages, {"role": "system", "content": f"Call the {forced} function now."}]
         max_tokens = int(body.get("max_completion_tokens") or body.get("max_tokens") or 256)
         temperature = float(body.get("temperature") if body.get("temperature") is not None else 0.3)
         model_name = body["model"]
@@ -187,14 +244,23 @@ def create_app(models: Models) -> FastAPI:
                        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
             return f"data: {json.dumps(payload)}\n\n"
 
-        def generate():
+        async def deltas():
+            if not direct_calls:
+                async for delta in token_stream(models, messages, tools, max_tokens, temperature, usage):
+                    yield delta
+
+        async def generate():
             parser = ToolCallParser(tool_names)
             yield chunk({"role": "assistant", "content": ""})
-            for delta in models.llm.stream(messages, tools, max_tokens, temperature, usage):
+            async for delta in deltas():
+                if delta is None:
+                    yield ": keep-alive\n\n"
+                    continue
                 text = parser.feed(delta)
                 if text:
                     yield chunk({"content": text})
             rest, calls = parser.finish()
+            calls = direct_calls or calls
             if rest:
                 yield chunk({"content": rest})
             for index, call in enumerate(calls):
@@ -210,13 +276,10 @@ def create_app(models: Models) -> FastAPI:
         if body.get("stream"):
             return StreamingResponse(generate(), media_type="text/event-stream")
 
-        def complete():
-            parser = ToolCallParser(tool_names)
-            text = "".join(parser.feed(d) for d in models.llm.stream(messages, tools, max_tokens, temperature, usage))
-            rest, calls = parser.finish()
-            return text + rest, calls
-
-        text, calls = await run_in_threadpool(complete)
+        parser = ToolCallParser(tool_names)
+        text = "".join([parser.feed(d) async for d in deltas() if d is not None])
+        rest, calls = parser.finish()
+        text, calls = text + rest, direct_calls or calls
         message: dict[str, Any] = {"role": "assistant", "content": text or None}
         if calls:
             message["tool_calls"] = [{"id": c.id, "type": "function",

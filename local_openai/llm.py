@@ -81,18 +81,26 @@ class ChatModel:
         """Text deltas. The llama context keeps the previous prompt, so a shared prefix (the system prompt
         and earlier turns) is not evaluated again."""
         prompt = self.render(messages, tools)
+        usage = usage or Generation(prompt_tokens=0)
         with self._lock:
+            started = time.monotonic()
             tokens = self._llm.tokenize(prompt.encode(), add_bos=False, special=True)
-            if usage is not None:
-                usage.prompt_tokens = len(tokens)
-            for chunk in self._llm.create_completion(
-                tokens, max_tokens=max_tokens, temperature=temperature, stop=STOP, stream=True,
-            ):
-                text = chunk["choices"][0]["text"]
-                if usage is not None:
+            usage.prompt_tokens = len(tokens)
+            cached = self._llm.longest_token_prefix(self._llm._input_ids.tolist(), tokens)
+            first_token_s = None
+            try:
+                for chunk in self._llm.create_completion(
+                    tokens, max_tokens=max_tokens, temperature=temperature, stop=STOP, stream=True,
+                ):
+                    if first_token_s is None:
+                        first_token_s = time.monotonic() - started
                     usage.completion_tokens += 1
-                if text:
-                    yield text
+                    if text := chunk["choices"][0]["text"]:
+                        yield text
+            finally:
+                log.info("chat: %d prompt tokens (%d cached), first token %.0f ms, %d tokens in %.2f s",
+                         len(tokens), cached, 1000 * (first_token_s or 0), usage.completion_tokens,
+                         time.monotonic() - started)
 
     def warm(self, system_prompt: str = WARM_SYSTEM_PROMPT, tools: list[dict] | None = None) -> float:
         """Evaluates a system prompt so the first real request finds it cached; returns the seconds it took."""

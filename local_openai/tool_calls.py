@@ -7,10 +7,13 @@ or (the 1.5B model) with doubled braces `{{...}}`, sometimes inside a ```json fe
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from dataclasses import dataclass
 
-OPEN, CLOSE = "<tool_call>", "</tool_call>"
+# Qwen's own tag first; the small models also improvise the others.
+OPEN_TAGS = ("<tool_call>", "<tools>", "<tool>", "<function_call>", "<functioncall>")
+TAG = re.compile(r"</?(tool_call|tools|tool|function_call|functioncall)>")
 FENCE = "```"
 
 
@@ -21,12 +24,21 @@ class ToolCall:
     id: str
 
 
+def _could_become_tag(text: str) -> bool:
+    return any(tag.startswith(text) for tag in OPEN_TAGS)
+
+
 def _held_suffix(text: str) -> int:
-    """How many trailing characters could be the start of `<tool_call>` (held back until we know)."""
-    for size in range(min(len(OPEN) - 1, len(text)), 0, -1):
-        if OPEN.startswith(text[-size:]):
+    """How many trailing characters could be the start of an opening tag (held back until we know)."""
+    for size in range(min(max(map(len, OPEN_TAGS)) - 1, len(text)), 0, -1):
+        if _could_become_tag(text[-size:]):
             return size
     return 0
+
+
+def _first_tag(text: str) -> int:
+    found = [i for i in (text.find(tag) for tag in OPEN_TAGS) if i >= 0]
+    return min(found) if found else -1
 
 
 class ToolCallParser:
@@ -48,12 +60,12 @@ class ToolCallParser:
         self._pending += delta
         if not self._streamed_any:
             head = self._pending.lstrip()
-            if head.startswith(("{", OPEN, FENCE)):  # the whole answer is a call (maybe in a markdown fence)
+            if head.startswith(("{", FENCE, *OPEN_TAGS)):  # the whole answer is a call (maybe in a fence)
                 self._in_call, self._call_text, self._pending = True, head, ""
                 return ""
-            if not head or OPEN.startswith(head) or FENCE.startswith(head):  # undecided yet
+            if not head or _could_become_tag(head) or FENCE.startswith(head):  # undecided yet
                 return ""
-        index = self._pending.find(OPEN)
+        index = _first_tag(self._pending)
         if index >= 0:
             text, self._call_text, self._pending = self._pending[:index], self._pending[index:], ""
             self._in_call = True
@@ -73,14 +85,14 @@ class ToolCallParser:
         dropped: read aloud, raw JSON would only confuse the caller."""
         calls = parse_tool_calls(self._call_text, self.tool_names) if self._in_call else []
         text = self._pending
-        if self._in_call and not calls and not self._call_text.lstrip().startswith(("{", OPEN)):
+        if self._in_call and not calls and not self._call_text.lstrip().startswith(("{", *OPEN_TAGS)):
             text += self._call_text.replace(FENCE, "")
         return text, calls
 
 
 def parse_tool_calls(text: str, tool_names: set[str]) -> list[ToolCall]:
     calls = []
-    for obj in _json_objects(text.replace(OPEN, " ").replace(CLOSE, " ")):
+    for obj in _json_objects(TAG.sub(" ", text)):
         name = obj.get("name") or (obj.get("function") or {}).get("name")
         arguments = obj.get("arguments", obj.get("parameters", (obj.get("function") or {}).get("arguments", {})))
         if isinstance(arguments, str):

@@ -95,6 +95,42 @@ def agent_stack(stack_servers, provisioned_sip) -> RunningStack:
     return stack_servers
 
 
+@pytest.fixture(scope="session")
+def local_endpoint(tmp_path_factory) -> str:
+    """`python -m local_openai` on its own port; its base URL. Loads the models once for the session."""
+    import time
+
+    import httpx
+
+    port = 21806
+    log_path = tmp_path_factory.mktemp("endpoint") / "local_openai.log"
+    with open(log_path, "wb") as log:
+        server = subprocess.Popen([sys.executable, "-m", "local_openai", "--port", str(port)], cwd=REPO_ROOT,
+                                  stdout=log, stderr=subprocess.STDOUT)
+    base_url = f"http://127.0.0.1:{port}/v1"
+    try:
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{base_url}/models").status_code == 200:
+                    break
+            except httpx.HTTPError:
+                assert server.poll() is None, log_path.read_text()
+                time.sleep(0.5)
+        yield base_url
+    finally:
+        stop_process(server)
+
+
+def stop_process(process: subprocess.Popen, timeout: float = 10) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(5)
+
+
 def _keep_logs(stack: RunningStack, name: str) -> None:
     """Copies the stack's logs next to the other test artifacts, for a failed CI run."""
     target = ARTIFACTS / "logs" / name

@@ -4,10 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import subprocess
-import sys
-import time
 import wave
 
 import httpx
@@ -15,34 +11,16 @@ import numpy as np
 import openai
 import pytest
 
-from stack.settings import REPO_ROOT
 
 pytestmark = pytest.mark.models
-PORT = 21806
 END_CALL = {"type": "function", "function": {
     "name": "end_call", "description": "End the call. Use it only after the caller says goodbye.",
     "parameters": {"type": "object", "properties": {}, "additionalProperties": False}, "strict": True}}
 
 
 @pytest.fixture(scope="module")
-def endpoint(tmp_path_factory):
-    log_path = tmp_path_factory.mktemp("endpoint") / "local_openai.log"
-    with open(log_path, "wb") as log:
-        server = subprocess.Popen([sys.executable, "-m", "local_openai", "--port", str(PORT)], cwd=REPO_ROOT,
-                                  stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "HF_HUB_OFFLINE": "1"})
-    base_url = f"http://127.0.0.1:{PORT}/v1"
-    try:
-        for _ in range(600):
-            try:
-                if httpx.get(f"{base_url}/models").status_code == 200:
-                    break
-            except httpx.HTTPError:
-                assert server.poll() is None, log_path.read_text()
-                time.sleep(0.5)
-        yield base_url
-    finally:
-        server.terminate()
-        server.wait(15)
+def endpoint(local_endpoint):
+    return local_endpoint
 
 
 @pytest.fixture(scope="module")
@@ -157,3 +135,14 @@ def test_malformed_json_and_wrong_method(endpoint):
     response = httpx.post(f"{endpoint}/chat/completions", content=b"{not json", headers={"content-type": "application/json"})
     assert response.status_code == 400 and response.json()["error"]["type"] == "invalid_request_error"
     assert httpx.get(f"{endpoint}/chat/completions").status_code == 405
+
+
+def test_forced_tool_choice_calls_that_tool(client):
+    reply = client.chat.completions.create(
+        model="gpt-4o-mini", tools=[END_CALL], tool_choice={"type": "function", "function": {"name": "end_call"}},
+        messages=[{"role": "user", "content": "ok thanks"}])
+    assert [c.function.name for c in reply.choices[0].message.tool_calls] == ["end_call"]
+    with pytest.raises(openai.BadRequestError):
+        client.chat.completions.create(model="gpt-4o-mini", tools=[END_CALL],
+                                       tool_choice={"type": "function", "function": {"name": "nope"}},
+                                       messages=[{"role": "user", "content": "hi"}])

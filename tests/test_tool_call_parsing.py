@@ -23,6 +23,7 @@ def run(chunks, tools=TOOLS):
     '{{"name": "end_call", "arguments": {}}}',
     '  {"name": "end_call", "arguments": "{}"}',
     '```json\n{\n  "name": "end_call",\n  "arguments": {}\n}\n```',
+    '<tools>\n{"name": "end_call", "arguments": {}}\n</tools>',
 ])
 def test_each_form_becomes_a_call(output):
     text, calls = run([output])

@@ -1,0 +1,121 @@
+"""The phone assistant: what it says and the tools it may use."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from livekit import rtc
+from livekit.agents import Agent, ChatContext, ModelSettings, RunContext, function_tool, get_job_context, llm
+from livekit.agents.beta import EndCallTool
+
+from .business import BusinessProfile
+from .call_control import caller_is_waiting, requested_tool
+
+log = logging.getLogger("agent")
+
+INSTRUCTIONS = """You are the receptionist of {business_name}, on a phone call.
+Answer in one or two short spoken sentences. No markdown, lists or emoji.
+Facts:
+- Opening hours: {business_hours} ({business_timezone} time).
+{facts}If you don't know, say so and offer a transfer to a colleague. Never invent facts.
+When the caller says goodbye, call end_call. When they ask for a person, call transfer_to_human.
+Language: {agent_language}."""
+
+END_CALL_DESCRIPTION = (
+    "End the phone call. Use it only after the caller says goodbye or asks to end the call. "
+    "Never use it when the caller asks you to hold on or wait."
+)
+
+
+def instructions_for(profile: BusinessProfile) -> str:
+    facts = "".join(f"- {line.strip()}\n" for line in profile.business_facts.split(";") if line.strip())
+    return INSTRUCTIONS.format(facts=facts, **profile.__dict__)
+
+
+def sip_caller(room: rtc.Room | None) -> rtc.RemoteParticipant | None:
+    if room is None:
+        return None
+    return next((p for p in room.remote_participants.values()
+                 if p.kind == rtc.ParticipantKind.PARTICIPANT_KIND_SIP), None)
+
+
+class GuardedEndCallTool(EndCallTool):
+    """LiveKit's end-call tool (say goodbye, then delete the room), refusing when the caller only asked to wait.
+
+    Its description is ours and short: every word of it is prefilled by a small CPU model.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(end_instructions="say goodbye to the caller")
+        self._tools = [function_tool(self._end_call, name="end_call", description=END_CALL_DESCRIPTION)]
+
+    async def _end_call(self, ctx: RunContext):
+        last_user = next((m.text_content or "" for m in reversed(ctx.session.history.messages())
+                          if m.role == "user"), "")
+        if caller_is_waiting(last_user):
+            log.info("end_call refused: the caller asked to wait (%r)", last_user)
+            return "The caller only asked you to wait, so the call stays open. Tell them to take their time."
+        return await super()._end_call(ctx)
+
+
+class PhoneAssistant(Agent):
+    def __init__(self, profile: BusinessProfile, caller_number: str | None = None) -> None:
+        self.profile = profile
+        self.caller_number = caller_number
+        # Per-call context goes in its own message, after the shared instructions, so the local LLM's cached
+        # prompt prefix (instructions + tools) stays the same for every call.
+        context = ChatContext.empty()
+        if caller_number:
+            context.add_message(role="system", content=f"The caller is calling from {caller_number}.")
+        super().__init__(
+            instructions=instructions_for(profile),
+            chat_ctx=context,
+            tools=[GuardedEndCallTool()],
+        )
+
+    def llm_node(self, chat_ctx: llm.ChatContext, tools: list[llm.Tool], model_settings: ModelSettings):
+        last = chat_ctx.items[-1] if chat_ctx.items else None
+        if isinstance(last, llm.ChatMessage) and last.role == "user":
+            if tool := requested_tool(last.text_content or ""):
+                model_settings.tool_choice = {"type": "function", "function": {"name": tool}}
+        return Agent.default.llm_node(self, chat_ctx, tools, model_settings)
+
+    @function_tool
+    async def transfer_to_human(self, context: RunContext) -> str:
+        """Transfer the caller to a human colleague. Use it when the caller asks for a person, a human, an
+        operator, a manager, or someone else to talk to."""
+        number = self.profile.transfer_number
+        if not number:
+            return "No colleague can take calls right now. Apologise and offer to help or take a message."
+        try:
+            job = get_job_context()
+        except RuntimeError:
+            return f"Transferring is not possible in this session. Tell the caller the number is {number}."
+        caller = sip_caller(job.room)
+        if caller is None:
+            return (f"This caller is not on a phone line, so you cannot transfer them. Tell them they can call "
+                    f"{number} to reach a colleague.")
+        await context.session.say("Sure, I'm transferring you to a colleague now. Please hold.",
+                                  allow_interruptions=False).wait_for_playout()
+        target = number if number.startswith("sip:") else f"tel:{number}"
+        try:
+            await job.transfer_sip_participant(caller, target)
+        except Exception as error:  # the carrier refused the REFER, say
+            log.warning("transfer to %s failed: %s", target, error)
+            return "The transfer failed. Apologise and offer to take a message instead."
+        log.info("transferred %s to %s", caller.identity, target)
+        return "The caller has been transferred."
+
+    @function_tool
+    async def get_current_time(self, context: RunContext) -> str:
+        """The current date and time where the business is. Use it when the caller asks the time or the
+        date, or whether the business is open right now."""
+        try:
+            zone = ZoneInfo(self.profile.business_timezone)
+        except ZoneInfoNotFoundError:
+            zone = ZoneInfo("UTC")
+        now = datetime.now(zone)
+        return now.strftime(f"It is %A, %B %d, %Y, %I:%M %p in {zone.key} time. Opening hours: "
+                            f"{self.profile.business_hours}.")

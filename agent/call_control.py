@@ -1,0 +1,32 @@
+"""Recognises the two caller requests a phone line must never miss: ending the call and asking for a person.
+
+Small local models often answer "Goodbye!" without calling end_call. When the caller's words are clear, the
+agent makes the LLM call the right tool (OpenAI's forced `tool_choice`); everything else stays the model's call.
+"""
+
+from __future__ import annotations
+
+import re
+
+WAIT_REQUEST = re.compile(r"\b(hold on|hang on|one (second|sec|moment|minute)|just a (second|sec|moment|minute)|"
+                          r"wait|give me a (second|sec|moment|minute)|bear with me)\b", re.I)
+GOODBYE = re.compile(r"\b(bye|goodbye|good bye|bye bye|hang up|end the call|that'?s all(?: i needed)?)\b", re.I)
+HUMAN_REQUEST = re.compile(
+    r"\b(speak|talk|chat)\s+(to|with)\s+(a|an|some|the)?\s*(real\s+)?(person|human|someone|somebody|agent|"
+    r"operator|representative|manager|colleague)\b|\b(real|live)\s+(person|human)\b|\b(transfer|connect|put)\s+me\b",
+    re.I)
+
+
+def caller_is_waiting(text: str) -> bool:
+    return bool(WAIT_REQUEST.search(text)) and not GOODBYE.search(text)
+
+
+def requested_tool(text: str) -> str | None:
+    """The tool the caller's words clearly ask for, if any."""
+    if caller_is_waiting(text):
+        return None
+    if HUMAN_REQUEST.search(text):
+        return "transfer_to_human"
+    if GOODBYE.search(text):
+        return "end_call"
+    return None

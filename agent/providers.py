@@ -1,0 +1,84 @@
+"""The one place where the AI providers are chosen.
+
+OPENAI_API_KEY set: OpenAI's STT, LLM and TTS. No key: the same livekit-plugins-openai plugins, pointed at the
+local offline endpoint. OPENAI_BASE_URL points either at any other OpenAI-compatible server.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+log = logging.getLogger("agent.providers")
+
+LOCAL_API_KEY = "local"  # the local endpoint needs no key; the client library insists on one
+
+
+@dataclass(frozen=True)
+class ProviderChoice:
+    name: str  # "openai", "local" or "openai-compatible"
+    base_url: str | None
+    api_key: str
+    stt_model: str
+    llm_model: str
+    tts_model: str
+    tts_voice: str
+
+    def describe(self) -> str:
+        return (f"AI provider: {self.name} at {self.base_url or 'https://api.openai.com/v1'}; "
+                f"STT {self.stt_model}, LLM {self.llm_model}, TTS {self.tts_model}/{self.tts_voice}")
+
+
+def choose_providers(env: Mapping[str, str] | None = None) -> ProviderChoice:
+    env = os.environ if env is None else env
+    key = env.get("OPENAI_API_KEY", "").strip()
+    base_url = env.get("OPENAI_BASE_URL", "").strip() or None
+    if key:
+        name = "openai-compatible" if base_url else "openai"
+    else:
+        name = "openai-compatible" if base_url else "local"
+        base_url = base_url or f"http://127.0.0.1:{env.get('LOCAL_OPENAI_PORT', '8000')}/v1"
+        key = LOCAL_API_KEY
+    return ProviderChoice(
+        name=name, base_url=base_url, api_key=key,
+        stt_model=env.get("OPENAI_STT_MODEL") or "gpt-4o-mini-transcribe",
+        llm_model=env.get("OPENAI_LLM_MODEL") or "gpt-4o-mini",
+        tts_model=env.get("OPENAI_TTS_MODEL") or "gpt-4o-mini-tts",
+        tts_voice=env.get("OPENAI_TTS_VOICE") or "alloy",
+    )
+
+
+def build_plugins(choice: ProviderChoice, language: str = "en"):
+    """STT, LLM and TTS instances for an AgentSession; all three are livekit-plugins-openai."""
+    import httpx
+    from livekit.plugins import openai
+
+    stt = openai.STT(model=choice.stt_model, language=language, base_url=choice.base_url, api_key=choice.api_key)
+    # A CPU model can take seconds to prefill a long prompt: allow 30 s between streamed chunks (default 5 s).
+    timeout = httpx.Timeout(connect=15.0, read=30.0, write=10.0, pool=10.0)
+    llm = openai.LLM(model=choice.llm_model, base_url=choice.base_url, api_key=choice.api_key, temperature=0.3,
+                     timeout=timeout)
+    # pcm: raw 24 kHz audio, the least latency (no decoder) on both OpenAI and the local endpoint.
+    tts = openai.TTS(model=choice.tts_model, voice=choice.tts_voice, base_url=choice.base_url,
+                     api_key=choice.api_key, response_format="pcm")
+    return stt, llm, tts
+
+
+async def check_credentials(choice: ProviderChoice, timeout: float = 5.0) -> str | None:
+    """None if the provider accepts our key; else one line saying what is wrong and how to fix it."""
+    import httpx
+
+    url = f"{(choice.base_url or 'https://api.openai.com/v1').rstrip('/')}/models"
+    try:
+        async with httpx.AsyncClient(timeout=timeout) as client:
+            response = await client.get(url, headers={"Authorization": f"Bearer {choice.api_key}"})
+    except httpx.HTTPError as error:
+        return f"cannot reach the AI provider at {url} ({error.__class__.__name__}): check OPENAI_BASE_URL or the network"
+    if response.status_code in (401, 403):
+        return (f"the AI provider at {url} rejected OPENAI_API_KEY (HTTP {response.status_code}): the key is wrong "
+                "or expired; fix it in .env, or remove it to use the local offline models")
+    if response.status_code >= 400:
+        return f"the AI provider at {url} answered HTTP {response.status_code} to a models check"
+    return None

@@ -1,0 +1,17 @@
+"""Runs the agent worker: python main.py start | dev | console | connect --room NAME"""
+
+import os
+from pathlib import Path
+
+from dotenv import load_dotenv
+
+# .env fills in what the environment does not already say (the stack passes its own values).
+load_dotenv(Path(__file__).with_name(".env"), override=False)
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never fetch model weights at run time
+
+from livekit.agents import cli  # noqa: E402
+
+from agent.worker import server  # noqa: E402
+
+if __name__ == "__main__":
+    cli.run_app(server)

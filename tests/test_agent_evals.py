@@ -1,0 +1,81 @@
+"""Text-mode evals of the phone assistant against the real local LLM (through the local endpoint).
+
+Written as LiveKit's agent-starter evals: `session.run(user_input=...)` and RunResult assertions.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from livekit.agents import AgentSession, llm
+
+from agent.assistant import PhoneAssistant
+from agent.business import BusinessProfile
+from agent.providers import build_plugins, choose_providers
+
+pytestmark = pytest.mark.models
+PROFILE = BusinessProfile(
+    business_name="Harbor Dental", business_hours="Monday to Friday, 9 am to 5 pm",
+    business_timezone="America/New_York", transfer_number="+15550199",
+    business_facts="A cleaning costs 90 dollars; The office is at 12 Harbor Street",
+)
+
+
+@pytest.fixture
+async def session(local_endpoint):
+    port = local_endpoint.rsplit(":", 1)[1].split("/")[0]
+    _, model, _ = build_plugins(choose_providers({"LOCAL_OPENAI_PORT": port}))
+    async with model, AgentSession(llm=model) as session:
+        await session.start(PhoneAssistant(PROFILE, caller_number="+15557770001"))
+        yield session
+
+
+def function_calls(result) -> list[str]:
+    return [e.item.name for e in result.events if isinstance(e.item, llm.FunctionCall)]
+
+
+def spoken(result) -> str:
+    return " ".join(e.item.text_content or "" for e in result.events
+                    if isinstance(e.item, llm.ChatMessage) and e.item.role == "assistant")
+
+
+def test_greeting_names_the_business():
+    assert "Harbor Dental" in PROFILE.greeting_text
+    assert BusinessProfile().greeting_text.startswith("Thanks for calling Example Company")
+
+
+async def test_answers_a_hello_briefly_and_without_markdown(session):
+    result = await session.run(user_input="Hello? Is this the dentist?")
+    result.expect.next_event().is_message(role="assistant")
+    text = spoken(result)
+    assert text and len(text.split()) <= 45, text
+    assert not re.search(r"[*#`_\[\]]|^\s*-\s", text), text
+
+
+async def test_goodbye_ends_the_call(session):
+    result = await session.run(user_input="That's everything, thank you. Goodbye!")
+    result.expect.contains_function_call(name="end_call")
+
+
+async def test_hold_on_does_not_end_the_call(session):
+    result = await session.run(user_input="Can you hold on a second?")
+    assert "end_call" not in [call for call in function_calls(result)
+                              if not _refused(result, call)], result.events
+
+
+async def test_asking_for_a_person_transfers(session):
+    result = await session.run(user_input="I'd like to speak to a real person, please.")
+    result.expect.contains_function_call(name="transfer_to_human")
+
+
+async def test_opening_hours_use_the_configured_facts(session):
+    result = await session.run(user_input="What are your opening hours?")
+    text = spoken(result).lower()
+    assert "friday" in text and ("9" in text or "nine" in text), text
+
+
+def _refused(result, name: str) -> bool:
+    """An end_call the tool itself refused (the caller only asked to wait) leaves the call open."""
+    outputs = [e.item for e in result.events if isinstance(e.item, llm.FunctionCallOutput) and e.item.name == name]
+    return bool(outputs) and all("stays open" in (o.output or "") for o in outputs)

@@ -1,0 +1,64 @@
+"""Logic of the agent that needs no model: provider choice, business profile, call control."""
+
+import pytest
+
+from agent.business import BusinessProfile
+from agent.call_control import caller_is_waiting, requested_tool
+from agent.providers import choose_providers
+
+pytestmark = pytest.mark.unit
+
+
+def test_no_key_uses_the_local_endpoint():
+    choice = choose_providers({"LOCAL_OPENAI_PORT": "8123"})
+    assert choice.name == "local"
+    assert choice.base_url == "http://127.0.0.1:8123/v1"
+    assert choice.api_key and choice.llm_model == "gpt-4o-mini"
+
+
+def test_a_key_uses_openai_with_configured_models():
+    choice = choose_providers({"OPENAI_API_KEY": "sk-test", "OPENAI_LLM_MODEL": "gpt-4.1-mini",
+                               "OPENAI_TTS_VOICE": "nova"})
+    assert (choice.name, choice.base_url, choice.api_key) == ("openai", None, "sk-test")
+    assert choice.llm_model == "gpt-4.1-mini" and choice.tts_voice == "nova"
+    assert "api.openai.com" in choice.describe()
+
+
+@pytest.mark.parametrize("env", [{"OPENAI_BASE_URL": "http://gpu-box:8000/v1"},
+                                 {"OPENAI_BASE_URL": "http://gpu-box:8000/v1", "OPENAI_API_KEY": "sk-x"}])
+def test_base_url_points_the_same_plugins_anywhere(env):
+    choice = choose_providers(env)
+    assert choice.name == "openai-compatible" and choice.base_url == "http://gpu-box:8000/v1"
+
+
+def test_business_profile_from_env_and_toml(tmp_path):
+    config = tmp_path / "business.toml"
+    config.write_text('business_name = "Harbor Dental"\ntransfer_number = "+15550199"\n')
+    profile = BusinessProfile.load({"BUSINESS_CONFIG": str(config), "BUSINESS_HOURS": "Mon-Fri 9-5"})
+    assert profile.business_name == "Harbor Dental" and profile.transfer_number == "+15550199"
+    assert profile.business_hours == "Mon-Fri 9-5"
+    assert "Harbor Dental" in profile.greeting_text
+
+
+def test_missing_business_config_is_a_clear_error(tmp_path):
+    with pytest.raises(ValueError, match="BUSINESS_CONFIG"):
+        BusinessProfile.load({"BUSINESS_CONFIG": str(tmp_path / "nope.toml")})
+
+
+@pytest.mark.parametrize("text, tool", [
+    ("That's everything, thank you. Goodbye!", "end_call"),
+    ("ok bye bye", "end_call"),
+    ("Can I speak to a real person?", "transfer_to_human"),
+    ("Please transfer me to someone.", "transfer_to_human"),
+    ("Can you hold on a second?", None),
+    ("Hang on, let me find my card.", None),
+    ("What are your opening hours?", None),
+    ("Do you do teeth whitening?", None),
+])
+def test_requested_tool(text, tool):
+    assert requested_tool(text) == tool
+
+
+def test_waiting_is_not_a_goodbye():
+    assert caller_is_waiting("one moment please")
+    assert not caller_is_waiting("hold on, actually that's all, bye")
