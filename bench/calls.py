@@ -1,0 +1,125 @@
+"""Call benchmark: N real SIP calls of M turns each, at several concurrencies, through the running stack.
+
+    python cli.py up            # the stack, the local endpoint and the agent
+    unshare -n ... not needed when the stack runs on this machine's loopback; otherwise run inside the same namespace
+    python bench/calls.py --calls 4 --turns 2 --concurrency 1,2,4 [--write docs/benchmarks.md]
+
+Prints INVITE -> greeting and voice-to-voice (end of the caller's speech -> first agent audio, at the caller) p50/p95.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from sip.call_command import _defaults  # noqa: E402
+from sip.softphone import CallOptions, CallResult, place_call_in_subprocess, synthesize, write_wav  # noqa: E402
+
+QUESTIONS = [
+    "What are your opening hours?",
+    "Where are you located?",
+    "Do you take new patients?",
+    "Can I book a cleaning next week?",
+]
+MARK_BEGIN, MARK_END = "<!-- bench/calls.py begin -->", "<!-- bench/calls.py end -->"
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    return float(np.percentile(values, q)) if values else None
+
+
+def fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0f}"
+
+
+def run_level(concurrency: int, calls: int, lines: list[str], server: str, number: str, timeout: float):
+    def one(index: int) -> CallResult:
+        options = CallOptions(server=server, number=number, caller_id=f"+1555020{index % 10}{concurrency}",
+                              play=lines, transcribe=False, timeout=timeout)
+        return place_call_in_subprocess(options, timeout=timeout * (len(lines) + 3) + 120)
+
+    started = time.monotonic()
+    with ThreadPoolExecutor(concurrency) as pool:
+        results = list(pool.map(one, range(calls)))
+    return results, time.monotonic() - started
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--calls", type=int, default=4, help="calls per concurrency level")
+    parser.add_argument("--turns", type=int, default=2, help="caller utterances per call")
+    parser.add_argument("--concurrency", default="1,2,4", help="comma-separated levels")
+    parser.add_argument("--server", help="SIP server host:port (default 127.0.0.1:$SIP_PORT)")
+    parser.add_argument("--number", help="number to dial (default: first of SIP_NUMBERS)")
+    parser.add_argument("--timeout", type=float, default=60)
+    parser.add_argument("--write", type=Path, help="write the results table into this Markdown file")
+    args = parser.parse_args()
+
+    server, number = _defaults()
+    server, number = args.server or server, args.number or number
+    levels = [int(level) for level in args.concurrency.split(",") if level.strip()]
+    print(f"synthesizing {args.turns} caller lines with the local TTS ...", file=sys.stderr, flush=True)
+    from local_openai.tts import TextToSpeech
+
+    tts = TextToSpeech()
+    folder = Path(tempfile.mkdtemp(prefix="bench-calls-"))
+    lines = []
+    for index in range(args.turns):
+        path = folder / f"line{index}.wav"
+        write_wav(path, synthesize(QUESTIONS[index % len(QUESTIONS)], tts))
+        lines.append(str(path))
+
+    rows = []
+    for level in levels:
+        print(f"concurrency {level}: {args.calls} calls of {args.turns} turns ...", file=sys.stderr, flush=True)
+        results, elapsed = run_level(level, args.calls, lines, server, number, args.timeout)
+        greetings = [r.greeting_ms for r in results if r.greeting_ms is not None]
+        answers = [r.answered_ms for r in results if r.answered_ms is not None]
+        v2v = [t.voice_to_voice_ms for r in results for t in r.turns if t.voice_to_voice_ms is not None]
+        turns = sum(len(r.turns) for r in results)
+        failed = [r.error for r in results if not r.ok]
+        rows.append((level, len(results) - len(failed), len(results), percentile(answers, 50),
+                     percentile(greetings, 50), percentile(greetings, 95), percentile(v2v, 50), percentile(v2v, 95),
+                     f"{len(v2v)}/{turns}", elapsed))
+        for error in sorted(set(e for e in failed if e)):
+            print(f"  failed: {error}", file=sys.stderr)
+
+    header = ("| concurrency | calls ok | 200 OK p50 (ms) | greeting p50 (ms) | greeting p95 (ms) "
+              "| voice-to-voice p50 (ms) | voice-to-voice p95 (ms) | replies | wall (s) |")
+    table = [header, "|" + "---|" * 9]
+    for level, ok, total, ans, g50, g95, v50, v95, replies, elapsed in rows:
+        table.append(f"| {level} | {ok}/{total} | {fmt(ans)} | {fmt(g50)} | {fmt(g95)} | {fmt(v50)} | {fmt(v95)} "
+                     f"| {replies} | {elapsed:.0f} |")
+    print("\n".join(table))
+
+    if args.write:
+        providers = "OpenAI" if os.environ.get("OPENAI_API_KEY") else "local models (no OPENAI_API_KEY)"
+        section = "\n".join([
+            MARK_BEGIN, "## Phone calls (bench/calls.py)", "",
+            f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {platform.machine()} with "
+            f"{os.cpu_count()} CPU cores, {providers}; {args.calls} calls per level, {args.turns} turns per call. "
+            "Times are at the caller (the softphone): greeting = INVITE -> first agent audio; voice-to-voice = end "
+            "of the caller's speech -> first agent audio.", "", *table, "", MARK_END])
+        text = args.write.read_text() if args.write.exists() else "# Benchmarks\n"
+        if MARK_BEGIN in text and MARK_END in text:
+            text = text[: text.index(MARK_BEGIN)] + section + text[text.index(MARK_END) + len(MARK_END):]
+        else:
+            text = text.rstrip() + "\n\n" + section + "\n"
+        args.write.parent.mkdir(parents=True, exist_ok=True)
+        args.write.write_text(text)
+        print(f"wrote {args.write}", file=sys.stderr)
+    return 0 if all(row[1] == row[2] for row in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
