@@ -57,6 +57,7 @@ class Seen:
     rx_packets: int = 0
     tx_packets: int = 0
     connected_at: float | None = None
+    dtmf: str = ""
 
 
 class Answerer:
@@ -117,6 +118,9 @@ class Answerer:
                     answerer.seen.connected_at = time.monotonic()
                 if info.state == pj.PJSIP_INV_STATE_DISCONNECTED:
                     answerer.seen.disconnected_at = time.monotonic()
+
+            def onDtmfDigit(self, prm):  # noqa: N802
+                answerer.seen.dtmf += prm.digit
 
             def onStreamDestroyed(self, prm):  # noqa: N802
                 try:
@@ -253,6 +257,52 @@ def test_call_exchanges_paced_audio_both_ways(answerer, tmp_path):
     assert abs(dominant_frequency(heard[heard.size // 2:]) - 660) < 20
     assert greeting_start >= 0
     assert 1.6 < voiced_seconds(heard) < 2.1
+    # The greeting's and the reply's places in the recording, for transcription.
+    start, end = result.segments["greeting"]
+    assert abs(dominant_frequency(heard[start:end]) - 440) < 20 and 0.9 < (end - start) / PORT_RATE < 1.3
+    start, end = result.segments["0"]
+    assert abs(dominant_frequency(heard[start:end]) - 660) < 20 and 0.7 < (end - start) / PORT_RATE < 1.1
+
+
+def test_dtmf_digits_reach_the_other_side(answerer):
+    answerer.reset(Behaviour(greeting=tone(440, 0.5)))
+    result = answerer.serve(run_call_process(options(answerer, dtmf="123#")))
+    assert result.ok, result.stderr
+    assert result.dtmf_sent == "123#"
+    assert answerer.seen.dtmf == "123#"
+
+
+class FakeTTS:
+    """Stands in for the Piper voice: two 'sentences' of tone at 22.05 kHz."""
+    sample_rate = 22050
+
+    def synthesize(self, text):
+        yield tone(500, 0.5, rate=self.sample_rate)
+        yield tone(500, 0.25, rate=self.sample_rate)
+
+
+def test_say_text_is_synthesized_and_resampled_to_the_call_rate():
+    from sip.softphone import synthesize
+
+    audio = synthesize("hello", FakeTTS())
+    assert audio.dtype == np.int16
+    assert abs(audio.size / PORT_RATE - 0.75) < 0.02
+    assert abs(dominant_frequency(audio) - 500) < 10
+
+
+def test_result_survives_json_and_prints_a_timeline():
+    from sip.softphone import Turn
+
+    result = CallResult(ok=True, ringing_ms=20, answered_ms=900, greeting_ms=1500, greeting_text="Hello there",
+                        turns=[Turn(source="q.wav", speech_ms=1200, speech_end_ms=4000, reply_start_ms=5100,
+                                    voice_to_voice_ms=1100, reply_text="We open at nine")],
+                        hangup_by="agent", hangup_ms=9000, codec="G722/16000")
+    again = CallResult.from_json(result.to_json())
+    assert again == result
+    text = "\n".join(again.timeline())
+    assert "voice-to-voice    1100 ms" in text
+    assert "the agent hung up (BYE)" in text
+    assert again.agent_text == "Hello there We open at nine"
 
 
 def test_remote_bye_is_reported(answerer):
