@@ -656,7 +656,7 @@ def place_call_in_subprocess(options: CallOptions, timeout: float | None = None,
         proc.kill()
         out, err = proc.communicate()
         return CallResult(error=f"the softphone process did not finish within {timeout} s: {err.strip()[-300:]}")
-    return result_from_process(out, err)
+    return result_from_process(out, err, proc.returncode)
 
 
 def run_call_process(options: CallOptions, env: dict[str, str] | None = None) -> subprocess.Popen:
@@ -666,12 +666,14 @@ def run_call_process(options: CallOptions, env: dict[str, str] | None = None) ->
                             cwd=Path(__file__).resolve().parent.parent, env={**os.environ, **(env or {})})
 
 
-def result_from_process(out: str, err: str) -> CallResult:
+def result_from_process(out: str, err: str, returncode: int | None = None) -> CallResult:
     for line in reversed(out.splitlines()):
         if line.startswith("{"):
             return CallResult.from_json(line)
-    lines = err.strip().splitlines()
-    return CallResult(error=lines[-1] if lines else "the softphone process printed no result")
+    lines = [line for line in err.strip().splitlines() if line.strip()]
+    how = f" (exit status {returncode})" if returncode is not None else ""
+    last = f"; its last words: {lines[-1]}" if lines else ""
+    return CallResult(error=f"the softphone process ended without a result{how}{last}")
 
 
 def _child_main(argv: list[str]) -> int:
