@@ -27,7 +27,7 @@ def call(
     play: Annotated[Optional[list[Path]], typer.Option(
         "--play", help="A WAV file (any rate) the caller says; repeat for several turns.")] = None,
     say: Annotated[Optional[list[str]], typer.Option(
-        "--say", help="Text the caller says, synthesized with the local Piper voice; repeat for several turns.")] = None,
+        "--say", help="Text the caller says, spoken by the local Piper voice; repeat for several turns.")] = None,
     record: Annotated[Optional[Path], typer.Option("--record", help="Write what the caller heard to this WAV.")] = None,
     dtmf: Annotated[str, typer.Option("--dtmf", help="DTMF digits to send after the greeting, e.g. 123#.")] = "",
     number: Annotated[Optional[str], typer.Option(

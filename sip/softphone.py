@@ -47,7 +47,7 @@ class CallOptions:
     record: str | None = None
     # Seconds to stay on the line after the last reply ended (0: hang up at once), unless the agent hangs up first.
     hangup_after: float = 0.0
-    # Hang up this many seconds after the agent starts replying to the last utterance (a caller who hangs up mid-answer).
+    # Hang up this many seconds into the agent's reply to the last utterance (a caller who hangs up mid-answer).
     hangup_mid_reply: float | None = None
     # Bound on each wait: for an answer, for the greeting, for a reply to start.
     timeout: float = 30.0
@@ -290,7 +290,7 @@ class _Audio:
 
 
 def place_call(options: CallOptions, tts=None, stt=None, progress: Callable[[str], None] | None = None) -> CallResult:
-    """Places one call in this process and returns its timeline. Raises SoftphoneError on bad input (unreadable audio)."""
+    """Places one call in this process; its timeline. Raises SoftphoneError on bad input (unreadable audio)."""
     utterances = prepare_utterances(options, tts)
     if options.transcribe and stt is None:
         from local_openai.stt import SpeechToText
@@ -661,8 +661,9 @@ def place_call_in_subprocess(options: CallOptions, timeout: float | None = None,
 
 def run_call_process(options: CallOptions, env: dict[str, str] | None = None) -> subprocess.Popen:
     """Starts a child softphone; read its result with `result_from_process(*proc.communicate())`."""
-    return subprocess.Popen([sys.executable, "-m", "sip.softphone", json.dumps(asdict(options))],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    # faulthandler: a crash in the media thread still leaves a Python traceback on stderr.
+    command = [sys.executable, "-X", "faulthandler", "-m", "sip.softphone", json.dumps(asdict(options))]
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             cwd=Path(__file__).resolve().parent.parent, env={**os.environ, **(env or {})})
 
 

@@ -17,7 +17,7 @@ import pytest
 from livekit import api
 
 from sip import provisioning
-from sip.softphone import PORT_RATE, CallOptions, CallResult, place_call_in_subprocess, run_call_process, \
+from sip.softphone import CallOptions, CallResult, place_call_in_subprocess, run_call_process, \
     result_from_process, synthesize, transcribe_result, write_wav
 
 pytestmark = pytest.mark.call

@@ -211,7 +211,8 @@ def answerer():
 
 
 def options(answerer: Answerer, **kwargs) -> CallOptions:
-    return CallOptions(**{"server": answerer.server, "number": "+15550100", "transcribe": False, "timeout": 5, **kwargs})
+    defaults = {"server": answerer.server, "number": "+15550100", "transcribe": False, "timeout": 5}
+    return CallOptions(**{**defaults, **kwargs})
 
 
 def test_call_exchanges_paced_audio_both_ways(answerer, tmp_path):
