@@ -56,7 +56,7 @@ def run_level(concurrency: int, calls: int, lines: list[str], server: str, numbe
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--calls", type=int, default=4, help="calls per concurrency level")
+    parser.add_argument("--calls", type=int, default=4, help="calls per concurrency level (at least the level)")
     parser.add_argument("--turns", type=int, default=2, help="caller utterances per call")
     parser.add_argument("--concurrency", default="1,2,4", help="comma-separated levels")
     parser.add_argument("--server", help="SIP server host:port (default 127.0.0.1:$SIP_PORT)")
@@ -81,8 +81,8 @@ def main() -> int:
 
     rows = []
     for level in levels:
-        print(f"concurrency {level}: {args.calls} calls of {args.turns} turns ...", file=sys.stderr, flush=True)
-        results, elapsed = run_level(level, args.calls, lines, server, number, args.timeout)
+        print(f"concurrency {level}: {max(args.calls, level)} calls of {args.turns} turns ...", file=sys.stderr, flush=True)
+        results, elapsed = run_level(level, max(args.calls, level), lines, server, number, args.timeout)
         greetings = [r.greeting_ms for r in results if r.greeting_ms is not None]
         answers = [r.answered_ms for r in results if r.answered_ms is not None]
         v2v = [t.voice_to_voice_ms for r in results for t in r.turns if t.voice_to_voice_ms is not None]
