@@ -66,14 +66,13 @@ def build_plugins(choice: ProviderChoice, language: str = "en"):
     return stt, llm, tts
 
 
-async def check_credentials(choice: ProviderChoice, timeout: float = 5.0) -> str | None:
+def check_credentials(choice: ProviderChoice, timeout: float = 5.0) -> str | None:
     """None if the provider accepts our key; else one line saying what is wrong and how to fix it."""
     import httpx
 
     url = f"{(choice.base_url or 'https://api.openai.com/v1').rstrip('/')}/models"
     try:
-        async with httpx.AsyncClient(timeout=timeout) as client:
-            response = await client.get(url, headers={"Authorization": f"Bearer {choice.api_key}"})
+        response = httpx.get(url, headers={"Authorization": f"Bearer {choice.api_key}"}, timeout=timeout)
     except httpx.HTTPError as error:
         return f"cannot reach the AI provider at {url} ({error.__class__.__name__}): check OPENAI_BASE_URL or the network"
     if response.status_code in (401, 403):

@@ -5,12 +5,15 @@ Pipeline per call: caller audio -> Silero VAD + offline turn detector -> STT -> 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
+import threading
+import time
 
 from livekit import rtc
-from livekit.agents import AgentServer, AgentSession, JobContext, JobProcess, inference
+from livekit.agents import NOT_GIVEN, AgentServer, AgentSession, JobContext, JobProcess, inference
 from livekit.plugins import silero
 
 from .assistant import PhoneAssistant
@@ -34,13 +37,52 @@ server = AgentServer(
     port=int(os.environ.get("AGENT_HTTP_PORT") or 8081),
     load_fnc=active_call_load,
     load_threshold=0.99,
+    initialize_process_timeout=60.0,  # prewarm loads models and synthesizes the greeting on a slow CPU
 )
 
 
 def prewarm(proc: JobProcess) -> None:
+    """Per worker process, before any call: everything slow that does not depend on the caller."""
+    providers = choose_providers()
+    log.info(providers.describe())
     proc.userdata["vad"] = silero.VAD.load()
-    proc.userdata["providers"] = choose_providers()
-    log.info(proc.userdata["providers"].describe())
+    proc.userdata["providers"] = providers
+    proc.userdata["provider_problem"] = check_credentials(providers)
+    if proc.userdata["provider_problem"]:
+        log.error("%s", proc.userdata["provider_problem"])
+        return
+    profile = BusinessProfile.load()
+    build_plugins(providers)  # imports the plugin modules now (over a second), not on the first call
+    # The greeting never changes: synthesize it once, so a call hears it without waiting for TTS.
+    try:
+        proc.userdata["greeting"] = asyncio.run(synthesize(profile.greeting_text, providers))
+    except Exception as error:  # then the greeting is synthesized live, per call
+        log.warning("could not pre-synthesize the greeting: %s", error)
+    # Prime the LLM server's prompt cache with our instructions and tools, in the background.
+    threading.Thread(target=asyncio.run, args=(warm_prompt_cache(providers, profile),), daemon=True).start()
+
+
+async def synthesize(text: str, providers) -> list[rtc.AudioFrame]:
+    _, _, tts = build_plugins(providers)
+    try:
+        async with tts.synthesize(text) as stream:
+            return [event.frame async for event in stream]
+    finally:
+        await tts.aclose()
+
+
+async def warm_prompt_cache(providers, profile: BusinessProfile) -> None:
+    """One throwaway text turn through the real agent, so the server has evaluated its system prompt and tools
+    before the first caller speaks (a cold prefill costs seconds on a CPU)."""
+    _, llm, _ = build_plugins(providers)
+    try:
+        started = time.monotonic()
+        async with llm, AgentSession(llm=llm) as session:
+            await session.start(PhoneAssistant(profile))
+            await session.run(user_input="Hello")
+        log.info("LLM prompt cache warmed in %.1f s", time.monotonic() - started)
+    except Exception as error:  # only an optimisation: the call works without it
+        log.warning("could not warm the LLM prompt cache: %s", error)
 
 
 server.setup_fnc = prewarm
@@ -57,8 +99,6 @@ async def phone_call(ctx: JobContext) -> None:
     log.info("call from %s (%s) in room %s", caller_number or participant.identity,
              "phone" if is_phone else "web", ctx.room.name)
 
-    if "provider_problem" not in ctx.proc.userdata:  # checked once per process
-        ctx.proc.userdata["provider_problem"] = await check_credentials(providers)
     if problem := ctx.proc.userdata["provider_problem"]:
         log.error("%s", problem)
         await apologize_and_hang_up(ctx)
@@ -77,8 +117,14 @@ async def phone_call(ctx: JobContext) -> None:
     )
     session.on("conversation_item_added", log_turn_metrics)
     await session.start(agent=PhoneAssistant(profile, caller_number), room=ctx.room)
-    # A fixed greeting needs no LLM round trip, so the caller hears us as soon as the call connects.
-    session.say(profile.greeting_text, allow_interruptions=False)
+    # A fixed greeting needs no LLM round trip, and its audio is ready, so the caller hears us at once.
+    greeting = ctx.proc.userdata.get("greeting")
+    session.say(profile.greeting_text, audio=frames_of(greeting) if greeting else NOT_GIVEN, allow_interruptions=False)
+
+
+async def frames_of(frames: list[rtc.AudioFrame]):
+    for frame in frames:
+        yield frame
 
 
 def log_turn_metrics(event) -> None:
