@@ -242,6 +242,31 @@ def sip_status():
         raise typer.Exit(1)
 
 
+@app.command()
+def token(
+    room: Annotated[Optional[str], typer.Option(help="Room to join (default: a new random web-... room).")] = None,
+    identity: Annotated[str, typer.Option(help="The participant identity.")] = "web-user",
+    ttl: Annotated[int, typer.Option(help="Minutes the token stays valid.")] = 15,
+):
+    """Print the server URL and a join token for LiveKit's agents playground or any LiveKit client."""
+    from datetime import timedelta
+
+    from playground.tokens import join_token, new_room_name
+
+    settings = Context.settings()
+    if not settings.api_key or not settings.api_secret:
+        raise StackError("no LIVEKIT_API_KEY / LIVEKIT_API_SECRET yet: run `python cli.py up` (it generates them) "
+                         "or set them in .env")
+    if ttl <= 0 or ttl > 24 * 60:
+        raise StackError("--ttl is in minutes, between 1 and 1440")
+    room = room or new_room_name()
+    agent_name = settings.env_for_processes().get("AGENT_NAME") or "phone-assistant"
+    jwt = join_token(settings.api_key, settings.api_secret, room, identity, agent_name, timedelta(minutes=ttl))
+    out.print(f"LIVEKIT_URL={settings.livekit_url}", highlight=False)
+    out.print(f"room={room}  identity={identity}  valid for {ttl} min  agent={agent_name}", highlight=False)
+    print(jwt)
+
+
 # The test softphone (sip/call_command.py).
 from sip.call_command import call as _call_command  # noqa: E402
 
