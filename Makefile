@@ -16,8 +16,12 @@ $(VENV)/.installed: pyproject.toml
 
 # Debian packages, livekit-server and livekit-sip (built once into .cache/bin). Needs the network, so it
 # runs before the tests enter their network namespace.
-install: $(VENV)/.installed
+install: $(VENV)/.installed playground/web/node_modules/.package-lock.json
 	$(PY) cli.py install
+
+# The playground page's livekit-client, served from node_modules (no CDN), and the browser test's driver.
+playground/web/node_modules/.package-lock.json: playground/web/package-lock.json
+	cd playground/web && npm ci --no-audit --no-fund
 
 run: install
 	$(PY) cli.py up

@@ -55,8 +55,8 @@ LIVEKIT_SIP = GoServer(
     version_ldflag="github.com/livekit/sip/version.Version",
 )
 REDIS_DEBIAN_PACKAGE = "redis-server"
-# What the test suite drives: SIPp (a real SIP user agent) and `ip` for its network namespace.
-TEST_TOOL_PACKAGES = ("sip-tester", "iproute2")
+# What the test suite drives: SIPp (a real SIP user agent), `ip` for its network namespace, Chromium.
+TEST_TOOL_PACKAGES = ("sip-tester", "iproute2", "chromium")
 
 
 def say(message: str) -> None:

@@ -239,6 +239,4 @@ def wanted_components(settings: StackSettings, names: list[str] | None = None) -
         chosen = [c for c in chosen if c.name not in SERVERS]
     if not settings.uses_local_ai:
         chosen = [c for c in chosen if c is not LOCAL_OPENAI]
-    if not (REPO_ROOT / "playground").is_dir():
-        chosen = [c for c in chosen if c is not PLAYGROUND]
     return chosen

@@ -1,0 +1,72 @@
+"""The local playground page: its token endpoint, and a real Chromium conversation with the agent."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import wave
+
+import httpx
+import jwt
+import numpy as np
+import pytest
+
+from stack import lifecycle
+from stack.settings import REPO_ROOT
+from tests.conftest import ARTIFACTS
+
+CHROMIUM = shutil.which("chromium")
+NODE_MODULES = REPO_ROOT / "playground" / "web" / "node_modules"
+
+
+@pytest.fixture(scope="module")
+def playground(agent_stack) -> str:
+    lifecycle.up(agent_stack.settings, ["playground"])
+    return f"http://127.0.0.1:{agent_stack.settings.playground_port}"
+
+
+@pytest.mark.stack
+def test_session_endpoint_mints_a_fresh_room_without_exposing_the_secret(playground, agent_stack):
+    first = httpx.post(f"{playground}/api/session").json()
+    second = httpx.post(f"{playground}/api/session").json()
+    assert first["room"] != second["room"] and first["room"].startswith("web-")
+    assert agent_stack.settings.api_secret not in json.dumps(first)
+    claims = jwt.decode(first["token"], agent_stack.settings.api_secret, algorithms=["HS256"],
+                        options={"verify_aud": False})
+    assert claims["video"]["room"] == first["room"]
+    assert sorted(claims["video"]["canPublishSources"]) == ["camera", "microphone"]
+    assert claims["roomConfig"]["agents"][0]["agentName"] == "phone-assistant"
+    assert httpx.get(f"{playground}/api/session").status_code == 405  # no tokens by GET (no link-leaking)
+    assert "livekit-client" in httpx.get(f"{playground}/").text
+    assert httpx.get(f"{playground}/livekit-client.umd.js").status_code == 200
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(not CHROMIUM or not NODE_MODULES.exists(), reason="needs Debian chromium and `npm ci` in playground/web")
+def test_a_person_talks_to_the_agent_in_chromium(playground, tmp_path):
+    from local_openai.tts import TextToSpeech
+
+    tts = TextToSpeech()
+    speech = np.concatenate(list(tts.synthesize("What are your opening hours?")))
+    silence = np.zeros(tts.sample_rate * 8, dtype=np.int16)
+    question = tmp_path / "question.wav"
+    with wave.open(str(question), "wb") as wav:  # greeting time, the question, then room for the answer
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(tts.sample_rate)
+        wav.writeframes(np.concatenate([silence, speech, silence, silence, silence]).tobytes())
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    screenshot = ARTIFACTS / "playground.png"
+    run = subprocess.run(["node", str(REPO_ROOT / "tests" / "browser" / "playground_check.mjs"), playground,
+                          str(question), str(screenshot)], capture_output=True, text=True, timeout=240)
+    assert run.returncode == 0, run.stderr[-3000:]
+    seen = json.loads(run.stdout.strip().splitlines()[-1])
+    print(f"\nbrowser saw: {seen}\nscreenshot: {screenshot}")
+    assert seen["connected"] and seen["agentJoined"], seen
+    assert "hours" in seen["userText"].lower(), seen
+    assert len(seen["agentText"].split(" | ")) >= 2, seen  # the greeting and an answer
+    assert seen["agentAudioHeard"], seen
+    for state in ("listening", "thinking", "speaking"):
+        assert state in seen["statesSeen"], seen
+    assert not seen["errors"], seen
