@@ -13,7 +13,7 @@ import threading
 import time
 
 from livekit import rtc
-from livekit.agents import NOT_GIVEN, AgentServer, AgentSession, JobContext, JobProcess, inference
+from livekit.agents import NOT_GIVEN, AgentServer, AgentSession, JobContext, JobProcess, inference, room_io
 from livekit.plugins import silero
 
 from .assistant import PhoneAssistant
@@ -116,7 +116,9 @@ async def phone_call(ctx: JobContext) -> None:
         },
     )
     session.on("conversation_item_added", log_turn_metrics)
-    await session.start(agent=PhoneAssistant(profile, caller_number), room=ctx.room)
+    # When the caller hangs up (or the web user leaves), delete the room: the job ends and the worker is free.
+    await session.start(agent=PhoneAssistant(profile, caller_number), room=ctx.room,
+                        room_options=room_io.RoomOptions(delete_room_on_close=True))
     # A fixed greeting needs no LLM round trip, and its audio is ready, so the caller hears us at once.
     greeting = ctx.proc.userdata.get("greeting")
     session.say(profile.greeting_text, audio=frames_of(greeting) if greeting else NOT_GIVEN, allow_interruptions=False)

@@ -1,9 +1,7 @@
 // Drives the playground page in Debian's Chromium with a fake microphone that plays a spoken question.
+// Playwright gives it a fresh, empty profile.
 // Usage: node playground_check.mjs URL QUESTION_WAV SCREENSHOT_PNG  -> prints one JSON line of observations.
 import { chromium } from "../../playground/web/node_modules/playwright-core/index.mjs";
-import { mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 
 const [url, questionWav, screenshot] = process.argv.slice(2);
 const deadline = Date.now() + 150_000;
@@ -12,7 +10,6 @@ const browser = await chromium.launch({
   executablePath: "/usr/bin/chromium",
   args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    `--user-data-dir=${mkdtempSync(join(tmpdir(), "chromium-"))}`,
     "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
     `--use-file-for-fake-audio-capture=${questionWav}`, "--autoplay-policy=no-user-gesture-required"],
 });
