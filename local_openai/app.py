@@ -27,7 +27,7 @@ from .tool_calls import ToolCall, ToolCallParser
 from .tts import TextToSpeech
 
 log = logging.getLogger("local_openai")
-MAX_UPLOAD_BYTES = int(os.environ.get("LOCAL_OPENAI_MAX_UPLOAD_MB", "25")) * 1024 * 1024
+MAX_UPLOAD_BYTES = int(os.environ.get("LOCAL_OPENAI_MAX_UPLOAD_MB") or 25) * 1024 * 1024
 MAX_SPEECH_CHARS = 4096
 PCM_RATE = 24000  # OpenAI's pcm format: s16le mono at 24 kHz
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-CACHE_DIR = Path(os.environ.get("MODEL_CACHE_DIR", REPO_ROOT / ".cache" / "models"))
+CACHE_DIR = Path(os.environ.get("MODEL_CACHE_DIR") or REPO_ROOT / ".cache" / "models")
 log = logging.getLogger("local_openai.models")
 
 
