@@ -76,6 +76,11 @@ def up(
     if provision and not settings.uses_remote_livekit and any(s.name == LIVEKIT_SIP.name for s in report):
         _run_sip_setup(settings, provisioning.SipConfig.from_env(settings.env_for_processes()), dry_run=False)
     _print_status(report)
+    for item in report:
+        if item.name == "playground" and item.up:
+            out.print(f"Talk to the agent in a browser: {item.address}")
+        if item.name == "livekit-sip" and item.up:
+            out.print(f"Call it: python cli.py call --say \"What are your opening hours?\"  (SIP at {item.address})")
 
 
 @app.command()
