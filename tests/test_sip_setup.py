@@ -28,10 +28,13 @@ def sip_objects(stack):
 
 @pytest.fixture
 def clean_sip(stack_servers):
-    """No trunks or rules of ours before and after (other tests provision the shared stack too)."""
+    """No trunks or rules of ours during the test; afterwards the shared stack is provisioned as before,
+    for the call tests that share it."""
     stack_servers.cli("sip", "teardown")
     yield stack_servers
     stack_servers.cli("sip", "teardown")
+    restored = stack_servers.cli("sip", "setup")
+    assert restored.returncode == 0, restored.stderr
 
 
 def test_setup_is_idempotent_and_teardown_removes_it(clean_sip):
