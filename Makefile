@@ -33,6 +33,13 @@ test: install
 	$(PY) cli.py install --test-tools
 	PHONE_TEST_ARTIFACTS=$(CURDIR)/test-artifacts scripts/netns.sh $(PY) -m pytest -v -rs --durations=15 $(PYTEST_ARGS)
 
+# The call benchmark on a stack of its own, in a namespace of its own; results go to docs/benchmarks.md.
+BENCH_RUN := $(CURDIR)/.run/bench
+bench: install
+	scripts/netns.sh sh -c 'PHONE_RUN_DIR=$(BENCH_RUN) $(PY) cli.py up && \
+	  PHONE_RUN_DIR=$(BENCH_RUN) $(PY) bench/calls.py --run-dir $(BENCH_RUN) $(BENCH_ARGS) --write docs/benchmarks.md; \
+	  status=$$?; PHONE_RUN_DIR=$(BENCH_RUN) $(PY) cli.py down; exit $$status'
+
 down:
 	$(PY) cli.py down
 

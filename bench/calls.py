@@ -24,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from sip.call_command import _defaults  # noqa: E402
 from sip.softphone import CallOptions, CallResult, place_call_in_subprocess, synthesize, write_wav  # noqa: E402
+from bench.stack_metrics import AGENT_STAGES, AgentLog, ProcessSampler, stage_p50s  # noqa: E402
 
 QUESTIONS = [
     "What are your opening hours?",
@@ -63,7 +64,11 @@ def main() -> int:
     parser.add_argument("--number", help="number to dial (default: first of SIP_NUMBERS)")
     parser.add_argument("--timeout", type=float, default=60)
     parser.add_argument("--write", type=Path, help="write the results table into this Markdown file")
+    parser.add_argument("--run-dir", type=Path, default=Path(os.environ.get("PHONE_RUN_DIR") or ".run"),
+                        help="the stack's run folder, for the agent's log and the process list (default .run)")
     args = parser.parse_args()
+    agent_log = AgentLog(args.run_dir / "logs" / "agent.log")
+    stage_rows, process_rows = [], []
 
     server, number = _defaults()
     server, number = args.server or server, args.number or number
@@ -82,7 +87,12 @@ def main() -> int:
     rows = []
     for level in levels:
         print(f"concurrency {level}: {max(args.calls, level)} calls of {args.turns} turns ...", file=sys.stderr, flush=True)
-        results, elapsed = run_level(level, max(args.calls, level), lines, server, number, args.timeout)
+        agent_log.new_turn_metrics()  # skip what came before this level
+        with ProcessSampler(args.run_dir) as sampler:
+            results, elapsed = run_level(level, max(args.calls, level), lines, server, number, args.timeout)
+        stages = stage_p50s([m for m in agent_log.new_turn_metrics()])
+        stage_rows.append((level, stages))
+        process_rows.append((level, sampler.cpu_cores, sampler.peak_rss))
         greetings = [r.greeting_ms for r in results if r.greeting_ms is not None]
         answers = [r.answered_ms for r in results if r.answered_ms is not None]
         v2v = [t.voice_to_voice_ms for r in results for t in r.turns if t.voice_to_voice_ms is not None]
@@ -100,6 +110,16 @@ def main() -> int:
     for level, ok, total, ans, g50, g95, v50, v95, replies, elapsed in rows:
         table.append(f"| {level} | {ok}/{total} | {fmt(ans)} | {fmt(g50)} | {fmt(g95)} | {fmt(v50)} | {fmt(v95)} "
                      f"| {replies} | {elapsed:.0f} |")
+    table += ["", "The agent's own per-turn metrics (livekit-agents `ChatMessage.metrics`, p50, ms):", "",
+              "| concurrency | " + " | ".join(AGENT_STAGES) + " |", "|---" * (len(AGENT_STAGES) + 1) + "|"]
+    for level, stages in stage_rows:
+        table.append(f"| {level} | " + " | ".join(fmt(stages[s]) for s in AGENT_STAGES) + " |")
+    names = sorted({name for _, cpu, _ in process_rows for name in cpu})
+    table += ["", "CPU (cores busy, average over the level) and peak RSS (MB) of each process tree:", "",
+              "| concurrency | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
+    for level, cpu, rss in process_rows:
+        table.append(f"| {level} | " + " | ".join(
+            f"{cpu.get(n, 0):.2f} / {rss.get(n, 0) / 2**20:.0f}" for n in names) + " |")
     print("\n".join(table))
 
     if args.write:

@@ -1,0 +1,114 @@
+"""What the stack itself says during a benchmark level: the agent's per-turn metrics from its log, and CPU and
+peak memory of each component's process tree."""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import psutil
+
+from stack.processes import ProcessTable
+
+TURN_METRICS = re.compile(r"turn metrics (\{.*?\})(?:\"|$)")
+AGENT_STAGES = ("end_of_turn_delay", "transcription_delay", "llm_node_ttft", "tts_node_ttfb", "e2e_latency")
+
+
+class AgentLog:
+    """Reads the `turn metrics` lines the agent logged since the last read."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.offset = path.stat().st_size if path.exists() else 0
+
+    def new_turn_metrics(self) -> list[dict]:
+        if not self.path.exists():
+            return []
+        with open(self.path, "rb") as log:
+            log.seek(self.offset)
+            text = log.read().decode(errors="replace")
+            self.offset = log.tell()
+        metrics = []
+        for line in text.splitlines():
+            if "turn metrics" not in line:
+                continue
+            message = line
+            if line.startswith("{"):
+                try:
+                    message = json.loads(line).get("message", line)
+                except json.JSONDecodeError:
+                    pass
+            if found := TURN_METRICS.search(message):
+                metrics.append(json.loads(found.group(1).replace('\\"', '"')))
+        return metrics
+
+
+def stage_p50s(metrics: list[dict]) -> dict[str, float | None]:
+    """p50 in ms of each stage over the turns that report it."""
+    result = {}
+    for stage in AGENT_STAGES:
+        values = [m[stage] * 1000 for m in metrics if isinstance(m.get(stage), (int, float))]
+        result[stage] = float(np.percentile(values, 50)) if values else None
+    return result
+
+
+class ProcessSampler:
+    """CPU use (in cores) and peak RSS of each running component's process tree, sampled in the background."""
+
+    def __init__(self, run_dir: Path, interval: float = 0.5):
+        self.table = ProcessTable(run_dir)
+        self.interval = interval
+        self.peak_rss: dict[str, int] = {}
+        self._cpu_start: dict[str, float] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _trees(self) -> dict[str, list[psutil.Process]]:
+        trees = {}
+        for pid_file in sorted(self.table.pid_dir.glob("*.json")):
+            name = pid_file.stem
+            if (root := self.table.running(name)) is not None:
+                try:
+                    trees[name] = [root, *root.children(recursive=True)]
+                except psutil.Error:
+                    pass
+        return trees
+
+    @staticmethod
+    def _cpu(processes: list[psutil.Process]) -> float:
+        total = 0.0
+        for process in processes:
+            try:
+                times = process.cpu_times()
+                total += times.user + times.system + times.children_user + times.children_system
+            except psutil.Error:
+                pass
+        return total
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            for name, processes in self._trees().items():
+                rss = 0
+                for process in processes:
+                    try:
+                        rss += process.memory_info().rss
+                    except psutil.Error:
+                        pass
+                self.peak_rss[name] = max(self.peak_rss.get(name, 0), rss)
+
+    def __enter__(self) -> ProcessSampler:
+        self._started = time.monotonic()
+        self._cpu_start = {name: self._cpu(procs) for name, procs in self._trees().items()}
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        wall = time.monotonic() - self._started
+        self.cpu_cores = {name: (self._cpu(procs) - self._cpu_start.get(name, 0.0)) / wall
+                          for name, procs in self._trees().items()}
