@@ -45,7 +45,8 @@ def prewarm(proc: JobProcess) -> None:
     """Per worker process, before any call: everything slow that does not depend on the caller."""
     providers = choose_providers()
     log.info(providers.describe())
-    proc.userdata["vad"] = silero.VAD.load()
+    # 0.35 s of silence ends a VAD segment (default 0.55 s); the turn detector keeps a mid-sentence pause open.
+    proc.userdata["vad"] = silero.VAD.load(min_silence_duration=0.35)
     proc.userdata["providers"] = providers
     proc.userdata["provider_problem"] = check_credentials(providers)
     if proc.userdata["provider_problem"]:
@@ -110,7 +111,7 @@ async def phone_call(ctx: JobContext) -> None:
         turn_handling={
             # The bundled offline detector, in every mode (dev/console would otherwise try LiveKit Cloud first).
             "turn_detection": inference.TurnDetector(version="v1-mini"),
-            "endpointing": {"min_delay": 0.3, "max_delay": 2.0},
+            "endpointing": {"min_delay": 0.25, "max_delay": 1.5},
             "interruption": {"mode": "vad"},
             "preemptive_generation": {"enabled": True},
         },
