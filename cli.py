@@ -148,12 +148,17 @@ def _sip_config(settings: StackSettings, numbers, allowed_addresses, allowed_num
     return provisioning.SipConfig.from_env(env)
 
 
-def _run_sip_setup(settings: StackSettings, config: provisioning.SipConfig, dry_run: bool) -> None:
+def _with_livekit(settings: StackSettings, operation):
+    """`await operation(lk)` against the configured server, its failures turned into one line each."""
     async def run():
         async with provisioning.livekit_api(settings.livekit_url, settings.api_key, settings.api_secret) as lk:
-            return await provisioning.setup(lk, config, dry_run=dry_run)
+            return await operation(lk)
 
-    result = asyncio.run(run())
+    return asyncio.run(run())
+
+
+def _run_sip_setup(settings: StackSettings, config: provisioning.SipConfig, dry_run: bool) -> None:
+    result = _with_livekit(settings, lambda lk: provisioning.setup(lk, config, dry_run=dry_run))
     title = "Plan (dry run, nothing changed):" if dry_run else "SIP setup:"
     out.print(title)
     for action in result.actions:
@@ -179,13 +184,7 @@ def sip_setup(
 @sip_app.command("list")
 def sip_list():
     """Show inbound trunks and dispatch rules."""
-    settings = Context.settings()
-
-    async def run():
-        async with provisioning.livekit_api(settings.livekit_url, settings.api_key, settings.api_secret) as lk:
-            return await provisioning.list_all(lk)
-
-    trunks, rules = asyncio.run(run())
+    trunks, rules = _with_livekit(Context.settings(), provisioning.list_all)
     trunk_table = Table("trunk id", "name", "numbers", "allowed addresses", "allowed numbers", "auth", "ours",
                         title="Inbound trunks")
     for t in trunks:
@@ -206,13 +205,7 @@ def sip_list():
 @sip_app.command("teardown")
 def sip_teardown():
     """Delete the trunk and rule that `sip setup` created, and nothing else."""
-    settings = Context.settings()
-
-    async def run():
-        async with provisioning.livekit_api(settings.livekit_url, settings.api_key, settings.api_secret) as lk:
-            return await provisioning.teardown(lk)
-
-    deleted = asyncio.run(run())
+    deleted = _with_livekit(Context.settings(), provisioning.teardown)
     out.print("Deleted: " + "; ".join(deleted) if deleted else "Nothing to delete.")
 
 
@@ -227,11 +220,7 @@ def sip_status():
         if not sip.up:
             problems.append("livekit-sip is down: `python cli.py up`")
 
-    async def run():
-        async with provisioning.livekit_api(settings.livekit_url, settings.api_key, settings.api_secret) as lk:
-            return await provisioning.list_all(lk)
-
-    trunks, rules = asyncio.run(run())
+    trunks, rules = _with_livekit(settings, provisioning.list_all)
     ours_trunks = [t for t in trunks if provisioning.is_managed(t)]
     ours_rules = [r for r in rules if provisioning.is_managed(r)]
     out.print(f"SIP API on {settings.livekit_url}: enabled ({len(trunks)} trunks, {len(rules)} rules)")

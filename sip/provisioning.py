@@ -179,51 +179,42 @@ async def setup(lk: api.LiveKitAPI, config: SipConfig, dry_run: bool = False) ->
     trunks, rules = await list_all(lk)
     _check_conflicts(config, trunks, rules)
     actions: list[str] = []
-    wanted_trunk = config.trunk()
     current_trunk = next((t for t in trunks if is_managed(t) and t.name == config.trunk_name), None)
-    created_trunk_id = ""
-    if current_trunk is None:
-        actions.append(f"create inbound trunk {config.trunk_name!r} for {', '.join(config.numbers)}")
-        trunk_id = "(new trunk)"
-        if not dry_run:
-            created = await lk.sip.create_inbound_trunk(api.CreateSIPInboundTrunkRequest(trunk=wanted_trunk))
-            trunk_id = created_trunk_id = created.sip_trunk_id
-    else:
-        trunk_id = current_trunk.sip_trunk_id
-        if _same_trunk(current_trunk, wanted_trunk):
-            actions.append(f"keep inbound trunk {trunk_id}")
-        else:
-            actions.append(f"update inbound trunk {trunk_id}")
-            if not dry_run:
-                wanted_trunk.sip_trunk_id = trunk_id
-                await lk.sip.update_inbound_trunk(trunk_id, wanted_trunk)
-
-    wanted_rule = config.rule(trunk_id)
+    trunk_id, created_trunk = await _reconcile(
+        "inbound trunk", "sip_trunk_id", current_trunk, config.trunk(), _same_trunk, dry_run, actions,
+        create=lambda wanted: lk.sip.create_inbound_trunk(api.CreateSIPInboundTrunkRequest(trunk=wanted)),
+        update=lk.sip.update_inbound_trunk,
+        describe_new=f"{config.trunk_name!r} for {', '.join(config.numbers)}")
     current_rule = next((r for r in rules if is_managed(r) and r.name == config.rule_name), None)
     try:
-        if current_rule is None:
-            actions.append(f"create dispatch rule {config.rule_name!r}: room per caller '{config.room_prefix}...', "
-                           f"agent {config.agent_name!r}")
-            rule_id = "(new rule)"
-            if not dry_run:
-                created_rule = await lk.sip.create_dispatch_rule(
-                    api.CreateSIPDispatchRuleRequest(dispatch_rule=wanted_rule)
-                )
-                rule_id = created_rule.sip_dispatch_rule_id
-        else:
-            rule_id = current_rule.sip_dispatch_rule_id
-            if _same_rule(current_rule, wanted_rule):
-                actions.append(f"keep dispatch rule {rule_id}")
-            else:
-                actions.append(f"update dispatch rule {rule_id}")
-                if not dry_run:
-                    wanted_rule.sip_dispatch_rule_id = rule_id
-                    await lk.sip.update_dispatch_rule(rule_id, wanted_rule)
+        rule_id, _ = await _reconcile(
+            "dispatch rule", "sip_dispatch_rule_id", current_rule, config.rule(trunk_id), _same_rule, dry_run, actions,
+            create=lambda wanted: lk.sip.create_dispatch_rule(api.CreateSIPDispatchRuleRequest(dispatch_rule=wanted)),
+            update=lk.sip.update_dispatch_rule,
+            describe_new=f"{config.rule_name!r}: room per caller '{config.room_prefix}...', agent {config.agent_name!r}")
     except Exception:
-        if created_trunk_id:  # nothing half-created
-            await lk.sip.delete_trunk(api.DeleteSIPTrunkRequest(sip_trunk_id=created_trunk_id))
+        if created_trunk:  # nothing half-created
+            await lk.sip.delete_trunk(api.DeleteSIPTrunkRequest(sip_trunk_id=trunk_id))
         raise
     return SetupResult(trunk_id, rule_id, actions)
+
+
+async def _reconcile(kind, id_field, current, wanted, same, dry_run, actions, create, update, describe_new):
+    """Creates `wanted`, or keeps or updates `current`; returns (its id, whether it was created now)."""
+    if current is None:
+        actions.append(f"create {kind} {describe_new}")
+        if dry_run:
+            return f"(new {kind})", False
+        return getattr(await create(wanted), id_field), True
+    item_id = getattr(current, id_field)
+    if same(current, wanted):
+        actions.append(f"keep {kind} {item_id}")
+    else:
+        actions.append(f"update {kind} {item_id}")
+        if not dry_run:
+            setattr(wanted, id_field, item_id)
+            await update(item_id, wanted)
+    return item_id, False
 
 
 async def teardown(lk: api.LiveKitAPI) -> list[str]:
