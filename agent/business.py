@@ -22,6 +22,7 @@ class BusinessProfile:
     transfer_number: str = ""
     agent_language: str = "en"
     greeting: str = ""
+    farewell: str = ""
 
     @classmethod
     def load(cls, env: Mapping[str, str] | None = None) -> BusinessProfile:
@@ -41,3 +42,7 @@ class BusinessProfile:
     @property
     def greeting_text(self) -> str:
         return self.greeting or f"Thanks for calling {self.business_name}. How can I help you today?"
+
+    @property
+    def farewell_text(self) -> str:
+        return self.farewell or f"Thank you for calling {self.business_name}. Goodbye!"

@@ -18,11 +18,12 @@ pytestmark = [pytest.mark.stack, pytest.mark.skipif(not shutil.which("sipp"), re
 SCENARIO = Path(__file__).parent / "data" / "invite_and_ring.xml"
 
 
-def dial(stack, number: str, caller: str, log_dir: Path) -> subprocess.Popen:
-    """One call from SIPp on 127.0.0.1 with caller ID `caller`; it rings for 8 s."""
+def dial(stack, number: str, caller: str, log_dir: Path, local_port: int) -> subprocess.Popen:
+    """One call from SIPp on 127.0.0.1:`local_port` with caller ID `caller`; it rings for 8 s. (A port of its own:
+    on a shared one, like 5060, it would hear other calls' retransmissions.)"""
     return subprocess.Popen(
         ["sipp", "-sf", str(SCENARIO), "-s", number, "-key", "caller", caller, "-m", "1",
-         "-i", "127.0.0.1", "-p", "0", "-mp", "23950", "-trace_msg", "-trace_err",
+         "-i", "127.0.0.1", "-p", str(local_port), "-mp", "23950", "-trace_msg", "-trace_err",
          "-message_file", str(log_dir / "messages.log"), "-error_file", str(log_dir / "errors.log"),
          "-timeout", "30s", "-nostdin", f"127.0.0.1:{stack.settings.sip_port}"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=log_dir,
@@ -54,7 +55,7 @@ def wait_for_caller_room(settings, caller: str, seconds: float = 10):
 
 def test_call_creates_caller_room_and_dispatches_agent(stack_servers, provisioned_sip, tmp_path):
     caller = "+15557770001"
-    sipp = dial(stack_servers, "+15550100", caller, tmp_path)
+    sipp = dial(stack_servers, "+15550100", caller, tmp_path, local_port=21961)
     try:
         rooms = wait_for_caller_room(stack_servers.settings, caller)
     finally:
@@ -71,7 +72,7 @@ def test_call_creates_caller_room_and_dispatches_agent(stack_servers, provisione
 def test_unknown_number_gets_no_room(stack_servers, provisioned_sip, tmp_path):
     """livekit-sip drops calls no trunk/rule matches without answering them (it logs them as "flood")."""
     caller = "+15557770002"
-    sipp = dial(stack_servers, "+19999999999", caller, tmp_path)
+    sipp = dial(stack_servers, "+19999999999", caller, tmp_path, local_port=21962)
     try:
         assert not wait_for_caller_room(stack_servers.settings, caller, seconds=4)
     finally:
