@@ -36,7 +36,9 @@ async function readTranscription(reader, participantInfo) {
     text += chunk;
     showSegment(id, text, fromAgent, false);
   }
-  showSegment(id, text, fromAgent, attrs["lk.transcription_final"] !== "false");
+  // An agent segment streams its text and is final when its stream ends; the user's interim and final
+  // transcripts arrive as separate streams of the same segment.
+  showSegment(id, text, fromAgent, fromAgent || attrs["lk.transcription_final"] !== "false");
 }
 
 function meterFor(track, meterId) {
