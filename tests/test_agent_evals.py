@@ -79,3 +79,15 @@ def _refused(result, name: str) -> bool:
     """An end_call the tool itself refused (the caller only asked to wait) leaves the call open."""
     outputs = [e.item for e in result.events if isinstance(e.item, llm.FunctionCallOutput) and e.item.name == name]
     return bool(outputs) and all("stays open" in (o.output or "") for o in outputs)
+
+
+async def test_a_keyed_openai_configuration_runs_the_same_code(local_endpoint):
+    """With OPENAI_API_KEY set, the agent uses OpenAI's names and the key; pointed at our endpoint by base URL
+    (OpenAI itself is out of reach here), the same plugins answer."""
+    choice = choose_providers({"OPENAI_API_KEY": "sk-test", "OPENAI_BASE_URL": local_endpoint})
+    assert choice.api_key == "sk-test" and choice.llm_model == "gpt-4o-mini"
+    _, model, _ = build_plugins(choice)
+    async with model, AgentSession(llm=model) as session:
+        await session.start(PhoneAssistant(PROFILE))
+        result = await session.run(user_input="How much does a cleaning cost?")
+    assert "90" in spoken(result) or "ninety" in spoken(result).lower(), spoken(result)

@@ -62,3 +62,43 @@ def test_requested_tool(text, tool):
 def test_waiting_is_not_a_goodbye():
     assert caller_is_waiting("one moment please")
     assert not caller_is_waiting("hold on, actually that's all, bye")
+
+
+class _RejectingProvider:
+    """A stand-in for api.openai.com answering 401, as it does for a wrong or expired key."""
+
+    def __enter__(self):
+        import http.server
+        import threading
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                self.send_response(401)
+                self.send_header("content-type", "application/json")
+                self.end_headers()
+                self.wfile.write(b'{"error": {"message": "Incorrect API key provided"}}')
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return f"http://127.0.0.1:{self.server.server_port}/v1"
+
+    def __exit__(self, *exc):
+        self.server.shutdown()
+
+
+def test_a_wrong_key_is_one_clear_line():
+    from agent.providers import check_credentials
+
+    with _RejectingProvider() as base_url:
+        problem = check_credentials(choose_providers({"OPENAI_API_KEY": "sk-wrong", "OPENAI_BASE_URL": base_url}))
+    assert "rejected OPENAI_API_KEY (HTTP 401)" in problem and "\n" not in problem
+
+
+def test_an_unreachable_provider_is_one_clear_line():
+    from agent.providers import check_credentials
+
+    problem = check_credentials(choose_providers({"OPENAI_BASE_URL": "http://127.0.0.1:1/v1"}), timeout=2)
+    assert "cannot reach the AI provider" in problem and "OPENAI_BASE_URL" in problem
