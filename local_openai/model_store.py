@@ -61,7 +61,9 @@ LLM_MODELS = {
         sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
     ),
 }
-DEFAULT_LLM = "qwen2.5-coder-1.5b"
+# Chosen by measurement on a 2-core CPU (docs/benchmarks.md): the 0.5B model halves voice-to-voice delay
+# (p50 3.6 s vs 5.8 s, p95 5.3 s vs 15 s) and passes the same evals; the 1.5B is one setting away.
+DEFAULT_LLM = "qwen2.5-coder-0.5b"
 
 
 def _package_dir(import_name: str, pip_hint: str) -> Path:

@@ -40,7 +40,9 @@ def wav_bytes(pcm: np.ndarray, rate: int) -> bytes:
 
 def test_models_lists_local_models_and_openai_aliases(client):
     ids = {model.id for model in client.models.list()}
-    assert {"qwen2.5-coder-1.5b", "whisper-1", "tts-1", "gpt-4o-mini"} <= ids
+    from local_openai.model_store import DEFAULT_LLM
+
+    assert {DEFAULT_LLM, "whisper-1", "tts-1", "gpt-4o-mini"} <= ids
 
 
 def test_speech_pcm_is_24khz_audio_of_sensible_length(client):
