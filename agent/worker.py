@@ -25,6 +25,8 @@ AGENT_NAME = os.environ.get("AGENT_NAME") or "phone-assistant"
 # The worker is full when this many calls run. (CPU load, livekit's default measure, says "full" whenever
 # the local models are busy on a small machine, and then no call would be dispatched.)
 MAX_CALLS = int(os.environ.get("AGENT_MAX_CALLS") or 4)
+# Load (active calls / AGENT_MAX_CALLS) at or above which the worker says it is full.
+LOAD_THRESHOLD = float(os.environ.get("AGENT_LOAD_THRESHOLD") or 0.99)
 APOLOGY = "Sorry, our assistant is not available right now. Please call again later. Goodbye."
 
 
@@ -36,7 +38,7 @@ server = AgentServer(
     host="127.0.0.1",
     port=int(os.environ.get("AGENT_HTTP_PORT") or 8081),
     load_fnc=active_call_load,
-    load_threshold=0.99,
+    load_threshold=LOAD_THRESHOLD,
     initialize_process_timeout=60.0,  # prewarm loads models and synthesizes the greeting on a slow CPU
 )
 
