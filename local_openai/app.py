@@ -250,7 +250,7 @@ def create_app(models: Models) -> FastAPI:
                     yield delta
 
         async def generate():
-            parser = ToolCallParser(tool_names)
+            parser = ToolCallParser(tool_names, declared_parameters(tools))
             yield chunk({"role": "assistant", "content": ""})
             async for delta in deltas():
                 if delta is None:
@@ -276,7 +276,7 @@ def create_app(models: Models) -> FastAPI:
         if body.get("stream"):
             return StreamingResponse(generate(), media_type="text/event-stream")
 
-        parser = ToolCallParser(tool_names)
+        parser = ToolCallParser(tool_names, declared_parameters(tools))
         text = "".join([parser.feed(d) async for d in deltas() if d is not None])
         rest, calls = parser.finish()
         text, calls = text + rest, direct_calls or calls
@@ -289,6 +289,11 @@ def create_app(models: Models) -> FastAPI:
                 "usage": _usage(usage)}
 
     return app
+
+
+def declared_parameters(tools: list[dict]) -> dict[str, set[str]]:
+    return {t["function"]["name"]: set(((t["function"].get("parameters") or {}).get("properties") or {}))
+            for t in tools if isinstance(t, dict) and t.get("function", {}).get("name")}
 
 
 def _usage(usage: Generation) -> dict[str, int]:

@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import re
 import uuid
+
+import json_repair
 from dataclasses import dataclass
 
 # Qwen's own tag first; the small models also improvise the others.
@@ -44,8 +46,9 @@ def _first_tag(text: str) -> int:
 class ToolCallParser:
     """Feed it the model's text deltas; it returns text to stream now, and the calls once the output ends."""
 
-    def __init__(self, tool_names: set[str]):
+    def __init__(self, tool_names: set[str], parameters: dict[str, set[str]] | None = None):
         self.tool_names = tool_names
+        self.parameters = parameters
         self._pending = ""  # text not yet streamed
         self._call_text = ""  # text that looks like a tool call
         self._in_call = False
@@ -83,14 +86,16 @@ class ToolCallParser:
     def finish(self) -> tuple[str, list[ToolCall]]:
         """Text still held back, and the calls found. Output that looked like a call but names no known tool is
         dropped: read aloud, raw JSON would only confuse the caller."""
-        calls = parse_tool_calls(self._call_text, self.tool_names) if self._in_call else []
+        calls = parse_tool_calls(self._call_text, self.tool_names, self.parameters) if self._in_call else []
         text = self._pending
         if self._in_call and not calls and not self._call_text.lstrip().startswith(("{", *OPEN_TAGS)):
             text += self._call_text.replace(FENCE, "")
         return text, calls
 
 
-def parse_tool_calls(text: str, tool_names: set[str]) -> list[ToolCall]:
+def parse_tool_calls(text: str, tool_names: set[str], parameters: dict[str, set[str]] | None = None) -> list[ToolCall]:
+    """The calls in `text` to known tools. Arguments a tool does not declare (in `parameters`) are dropped: small
+    models invent some, and strict tools reject them."""
     calls = []
     for obj in _json_objects(TAG.sub(" ", text)):
         name = obj.get("name") or (obj.get("function") or {}).get("name")
@@ -101,6 +106,8 @@ def parse_tool_calls(text: str, tool_names: set[str]) -> list[ToolCall]:
             except json.JSONDecodeError:
                 continue
         if name in tool_names and isinstance(arguments, dict):
+            if parameters is not None and name in parameters:
+                arguments = {key: value for key, value in arguments.items() if key in parameters[name]}
             calls.append(ToolCall(name=name, arguments=json.dumps(arguments), id=f"call_{uuid.uuid4().hex[:24]}"))
     return calls
 
@@ -115,6 +122,11 @@ def _json_objects(text: str):
         except json.JSONDecodeError:
             inner = _undouble(text, start)
             if inner is None:
+                # Small models sometimes stop before the last brace: json_repair closes what is open.
+                repaired = json_repair.loads(text[start:])
+                if isinstance(repaired, dict) and "name" in repaired:
+                    yield repaired
+                    return
                 index = start + 1
                 continue
             obj, end = inner

@@ -81,8 +81,9 @@ def test_streaming_chat_answers_in_text(client):
 def test_streaming_chat_emits_a_proper_tool_call(client):
     stream = client.chat.completions.create(
         model="gpt-4o-mini", stream=True, tools=[END_CALL],
+        temperature=0,
         messages=[{"role": "system", "content": "You are a phone assistant. Call end_call when the caller says goodbye."},
-                  {"role": "user", "content": "That's all I needed, thank you. Goodbye!"}])
+                  {"role": "user", "content": "Bye. Please end the call now."}])
     chunks = [c for c in stream if c.choices]
     calls = [call for c in chunks for call in (c.choices[0].delta.tool_calls or [])]
     assert [call.function.name for call in calls] == ["end_call"]

@@ -80,3 +80,17 @@ def test_without_tools_everything_is_text():
 def test_a_fenced_answer_that_is_no_call_is_still_spoken():
     text, calls = run(["```", "Hello there", "```"])
     assert calls == [] and text.strip() == "Hello there"
+
+
+def test_an_unclosed_call_is_repaired_and_invented_arguments_dropped():
+    parser = ToolCallParser(TOOLS, parameters={"end_call": set()})
+    parser.feed('{"name": "end_call", "arguments": {"type": "object", "value": "Goodbye!"}')
+    text, calls = parser.finish()
+    assert text == "" and [c.name for c in calls] == ["end_call"]
+    assert json.loads(calls[0].arguments) == {}
+
+
+def test_declared_arguments_are_kept():
+    calls = parse_tool_calls('{"name": "transfer_to_human", "arguments": {"reason": "billing", "x": 1}}', TOOLS,
+                             parameters={"transfer_to_human": {"reason"}})
+    assert json.loads(calls[0].arguments) == {"reason": "billing"}
