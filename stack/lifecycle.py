@@ -5,11 +5,11 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from .components import Component, wanted_components
+from .components import ALL, Component, wanted_components
 from .errors import StackError
 from .processes import ProcessTable, ensure_port_free, log_tail
-from .settings import REPO_ROOT, StackSettings
 from .binaries import say
+from .settings import REPO_ROOT, StackSettings
 
 
 @dataclass(frozen=True)
@@ -80,8 +80,6 @@ def _start(settings: StackSettings, table: ProcessTable, component: Component) -
 def down(settings: StackSettings, names: list[str] | None = None) -> list[str]:
     """Stops what `up` started (by our pid files), last started first; returns the names that were running."""
     table = ProcessTable(settings.run_dir)
-    from .components import ALL
-
     chosen = [c for c in ALL if not names or c.name in names]
     stopped = []
     for component in reversed(chosen):
