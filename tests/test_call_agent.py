@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -120,9 +121,10 @@ def test_asking_for_a_human_transfers_to_the_configured_number(agent_stack, stt,
 
 
 def test_two_calls_at_once_are_both_answered(agent_stack, stt, tmp_path):
-    procs = [run_call_process(dial(agent_stack, tmp_path, f"both{n}", caller_id=f"+1555012{n}", hangup_after=2))
-             for n in (4, 5)]
-    results = [result_from_process(*proc.communicate(timeout=600)) for proc in procs]
+    with ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(
+            lambda n: place_call_in_subprocess(dial(agent_stack, tmp_path, f"both{n}", caller_id=f"+1555012{n}",
+                                                    hangup_after=2), timeout=600), (4, 5)))
     for result in results:
         print("\n".join(result.timeline()))
         assert result.ok, result.error
