@@ -61,8 +61,10 @@ def prewarm(proc: JobProcess) -> None:
         proc.userdata["greeting"] = asyncio.run(synthesize(profile.greeting_text, providers))
     except Exception as error:  # then the greeting is synthesized live, per call
         log.warning("could not pre-synthesize the greeting: %s", error)
-    # Prime the LLM server's prompt cache with our instructions and tools, in the background.
-    threading.Thread(target=asyncio.run, args=(warm_prompt_cache(providers, profile),), daemon=True).start()
+    # Prime a self-hosted LLM server's prompt cache with our instructions and tools, in the background.
+    # (OpenAI caches prompts itself; a warm-up there would only cost tokens.)
+    if providers.name != "openai":
+        threading.Thread(target=asyncio.run, args=(warm_prompt_cache(providers, profile),), daemon=True).start()
 
 
 async def synthesize(text: str, providers) -> list[rtc.AudioFrame]:
