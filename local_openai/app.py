@@ -11,6 +11,7 @@ import threading
 import time
 import uuid
 import wave
+from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any
 
@@ -217,9 +218,12 @@ def create_app(models: Models) -> FastAPI:
             raise APIError(400, "`messages` must be a non-empty list", param="messages")
         tools = body.get("tools") or []
         tool_choice = body.get("tool_choice")
-        if tool_choice == "none":
-            tools = []
         tool_names = {t.get("function", {}).get("name") for t in tools if isinstance(t, dict)} - {None}
+        no_calls = tool_choice == "none"
+        if no_calls and tools:
+            # The tools stay in the prompt (the cached prefix and what the model knows stay the same turn to
+            # turn); the model is told to answer in words, and any call it writes anyway is dropped.
+            messages = [*messages, {"role": "system", "content": "Reply in words only."}]
         direct_calls: list[ToolCall] = []
         if isinstance(tool_choice, dict):  # a forced function, as OpenAI's tool_choice means it
             forced = (tool_choice.get("function") or {}).get("name")
@@ -244,23 +248,34 @@ def create_app(models: Models) -> FastAPI:
                        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
             return f"data: {json.dumps(payload)}\n\n"
 
-        async def deltas():
-            if not direct_calls:
-                async for delta in token_stream(models, messages, tools, max_tokens, temperature, usage):
-                    yield delta
+        # parallel_tool_calls=false (OpenAI's flag): one call per answer, so generation stops once it is complete;
+        # small models otherwise go on to call every tool they were offered.
+        one_call = body.get("parallel_tool_calls") is False
+        parser = ToolCallParser(tool_names, declared_parameters(tools))
+
+        async def text_deltas():
+            """Text to send as it comes (None: a keep-alive); the calls are in `parser` once it ends."""
+            if direct_calls:
+                return
+            async with aclosing(token_stream(models, messages, tools, max_tokens, temperature, usage)) as stream:
+                async for delta in stream:
+                    yield None if delta is None else parser.feed(delta)
+                    if one_call and delta and parser.has_complete_call():
+                        return
+
+        def final_calls() -> tuple[str, list[ToolCall]]:
+            rest, calls = parser.finish()
+            calls = [] if no_calls else direct_calls or calls
+            return rest, calls[:1] if one_call else calls
 
         async def generate():
-            parser = ToolCallParser(tool_names, declared_parameters(tools))
             yield chunk({"role": "assistant", "content": ""})
-            async for delta in deltas():
-                if delta is None:
+            async for text in text_deltas():
+                if text is None:
                     yield ": keep-alive\n\n"
-                    continue
-                text = parser.feed(delta)
-                if text:
+                elif text:
                     yield chunk({"content": text})
-            rest, calls = parser.finish()
-            calls = direct_calls or calls
+            rest, calls = final_calls()
             if rest:
                 yield chunk({"content": rest})
             for index, call in enumerate(calls):
@@ -276,10 +291,9 @@ def create_app(models: Models) -> FastAPI:
         if body.get("stream"):
             return StreamingResponse(generate(), media_type="text/event-stream")
 
-        parser = ToolCallParser(tool_names, declared_parameters(tools))
-        text = "".join([parser.feed(d) async for d in deltas() if d is not None])
-        rest, calls = parser.finish()
-        text, calls = text + rest, direct_calls or calls
+        text = "".join([t async for t in text_deltas() if t])
+        rest, calls = final_calls()
+        text += rest
         message: dict[str, Any] = {"role": "assistant", "content": text or None}
         if calls:
             message["tool_calls"] = [{"id": c.id, "type": "function",

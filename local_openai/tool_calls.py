@@ -83,6 +83,10 @@ class ToolCallParser:
             self._streamed_any = True
         return text
 
+    def has_complete_call(self) -> bool:
+        """Whether a whole call to a known tool has arrived (the rest of the output can then be skipped)."""
+        return self._in_call and bool(parse_tool_calls(self._call_text, self.tool_names, repair=False))
+
     def finish(self) -> tuple[str, list[ToolCall]]:
         """Text still held back, and the calls found. Output that looked like a call but names no known tool is
         dropped: read aloud, raw JSON would only confuse the caller."""
@@ -93,11 +97,12 @@ class ToolCallParser:
         return text, calls
 
 
-def parse_tool_calls(text: str, tool_names: set[str], parameters: dict[str, set[str]] | None = None) -> list[ToolCall]:
+def parse_tool_calls(text: str, tool_names: set[str], parameters: dict[str, set[str]] | None = None,
+                     repair: bool = True) -> list[ToolCall]:
     """The calls in `text` to known tools. Arguments a tool does not declare (in `parameters`) are dropped: small
     models invent some, and strict tools reject them."""
     calls = []
-    for obj in _json_objects(TAG.sub(" ", text)):
+    for obj in _json_objects(TAG.sub(" ", text), repair):
         name = obj.get("name") or (obj.get("function") or {}).get("name")
         arguments = obj.get("arguments", obj.get("parameters", (obj.get("function") or {}).get("arguments", {})))
         if isinstance(arguments, str):
@@ -112,7 +117,7 @@ def parse_tool_calls(text: str, tool_names: set[str], parameters: dict[str, set[
     return calls
 
 
-def _json_objects(text: str):
+def _json_objects(text: str, repair: bool = True):
     """Every top-level JSON object in `text`; a doubled-brace object `{{...}}` counts as the object inside."""
     decoder = json.JSONDecoder()
     index = 0
@@ -121,12 +126,13 @@ def _json_objects(text: str):
             obj, end = decoder.raw_decode(text, start)
         except json.JSONDecodeError:
             inner = _undouble(text, start)
-            if inner is None:
+            if inner is None and repair:
                 # Small models sometimes stop before the last brace: json_repair closes what is open.
                 repaired = json_repair.loads(text[start:])
                 if isinstance(repaired, dict) and "name" in repaired:
                     yield repaired
                     return
+            if inner is None:
                 index = start + 1
                 continue
             obj, end = inner

@@ -94,6 +94,38 @@ def test_streaming_chat_emits_a_proper_tool_call(client):
     assert "end_call" not in spoken and "{" not in spoken
 
 
+TOOL_NAMES = ("end_call", "get_current_time", "transfer_to_human")
+ALL_TOOLS = [{"type": "function", "function": {"name": name, "description": name.replace("_", " "),
+                                                "parameters": {"type": "object", "properties": {}}}}
+             for name in TOOL_NAMES]
+CALL_EVERYTHING = [{"role": "system", "content": "Call every function you have, one after the other."},
+                   {"role": "user", "content": "Tell me the time, transfer me, then hang up."}]
+
+
+def test_tool_choice_none_answers_in_words_with_the_tools_still_offered(client):
+    reply = client.chat.completions.create(
+        model="gpt-4o-mini", tools=ALL_TOOLS, tool_choice="none", temperature=0, max_tokens=60,
+        messages=CALL_EVERYTHING)
+    assert reply.choices[0].message.tool_calls is None
+    assert reply.choices[0].finish_reason == "stop"
+    assert "{" not in (reply.choices[0].message.content or "")
+
+
+@pytest.mark.parametrize("stream", [True, False])
+def test_parallel_tool_calls_false_returns_one_call(client, stream):
+    options = dict(model="gpt-4o-mini", tools=ALL_TOOLS, parallel_tool_calls=False, temperature=0,
+                   messages=CALL_EVERYTHING)
+    if stream:
+        chunks = [c for c in client.chat.completions.create(stream=True, **options) if c.choices]
+        calls = [call for c in chunks for call in (c.choices[0].delta.tool_calls or [])]
+        finish = chunks[-1].choices[0].finish_reason
+    else:
+        reply = client.chat.completions.create(**options)
+        calls, finish = reply.choices[0].message.tool_calls or [], reply.choices[0].finish_reason
+    assert len(calls) == 1 and calls[0].function.name in TOOL_NAMES
+    assert finish == "tool_calls"
+
+
 def test_non_streaming_chat(client):
     reply = client.chat.completions.create(model="gpt-4o-mini", max_tokens=20,
                                            messages=[{"role": "user", "content": "Say the word hello."}])

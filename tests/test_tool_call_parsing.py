@@ -94,3 +94,19 @@ def test_declared_arguments_are_kept():
     calls = parse_tool_calls('{"name": "transfer_to_human", "arguments": {"reason": "billing", "x": 1}}', TOOLS,
                              parameters={"transfer_to_human": {"reason"}})
     assert json.loads(calls[0].arguments) == {"reason": "billing"}
+
+
+def test_a_call_is_complete_only_once_its_json_closes():
+    parser = ToolCallParser(TOOLS)
+    parser.feed("Sure. ")
+    assert not parser.has_complete_call()
+    parser.feed('<tool_call>\n{"name": "end_call", "arguments": {')
+    assert not parser.has_complete_call()
+    parser.feed("}}")
+    assert parser.has_complete_call()
+
+
+def test_a_closed_call_to_an_unknown_tool_is_not_complete():
+    parser = ToolCallParser(TOOLS)
+    parser.feed('{"name": "book_flight", "arguments": {}}')
+    assert not parser.has_complete_call()
