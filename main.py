@@ -1,6 +1,7 @@
 """Runs the agent worker: python main.py start | dev | console | connect --room NAME"""
 
 import os
+import sys
 from pathlib import Path
 
 from dotenv import load_dotenv
@@ -11,7 +12,12 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never fetch model weights at run
 
 from livekit.agents import cli  # noqa: E402
 
+from agent.business import BusinessProfile  # noqa: E402
 from agent.worker import server  # noqa: E402
 
 if __name__ == "__main__":
+    try:
+        BusinessProfile.load()  # a wrong business setting stops here, in one line, not in every call
+    except ValueError as error:
+        sys.exit(f"error: business configuration: {error}")
     cli.run_app(server)

@@ -11,7 +11,7 @@ from livekit.agents import Agent, ChatContext, ModelSettings, RunContext, functi
 from livekit.agents.beta import EndCallTool
 
 from .business import BusinessProfile
-from .call_control import caller_is_waiting, requested_tool
+from .call_control import asks_question, caller_is_waiting, requested_tool
 
 log = logging.getLogger("agent")
 
@@ -41,6 +41,10 @@ def sip_caller(room: rtc.Room | None) -> rtc.RemoteParticipant | None:
                  if p.kind == rtc.ParticipantKind.PARTICIPANT_KIND_SIP), None)
 
 
+WAIT_REPLY = "Sure, take your time. I'll stay on the line."
+WAIT_INSTRUCTION = f'The caller asked you to wait. Reply to them, for example "{WAIT_REPLY}"'
+
+
 class GuardedEndCallTool(EndCallTool):
     """LiveKit's end-call tool (end the session, then delete the room, which hangs up a phone caller), refusing
     when the caller only asked to wait. It speaks a fixed farewell itself rather than asking the LLM for one:
@@ -59,9 +63,16 @@ class GuardedEndCallTool(EndCallTool):
                           if m.role == "user"), "")
         if caller_is_waiting(last_user):
             log.info("end_call refused: the caller asked to wait (%r)", last_user)
-            return "The caller only asked you to wait, so the call stays open. Tell them to take their time."
+            return WAIT_REPLY
         await ctx.session.say(self._farewell, allow_interruptions=False).wait_for_playout()
         return await super()._end_call(ctx)
+
+
+async def tell(context: RunContext, sentence: str) -> llm.ToolResult:
+    """Speaks a tool's fixed answer at once and asks the LLM for no reply: on a CPU that round trip takes
+    seconds, and small models garble or repeat what they are given."""
+    await context.session.say(sentence, allow_interruptions=False).wait_for_playout()
+    return llm.ToolResult(sentence, reply_required=False)
 
 
 class PhoneAssistant(Agent):
@@ -82,38 +93,48 @@ class PhoneAssistant(Agent):
     def llm_node(self, chat_ctx: llm.ChatContext, tools: list[llm.Tool], model_settings: ModelSettings):
         last = chat_ctx.items[-1] if chat_ctx.items else None
         if isinstance(last, llm.ChatMessage) and last.role == "user":
-            if tool := requested_tool(last.text_content or ""):
+            text = last.text_content or ""
+            if tool := requested_tool(text):
                 model_settings.tool_choice = {"type": "function", "function": {"name": tool}}
+            elif caller_is_waiting(text):  # "hold on" asks for words only; small models hang up or transfer here
+                model_settings.tool_choice = "none"
+                if not asks_question(text):
+                    chat_ctx = chat_ctx.copy()
+                    chat_ctx.add_message(role="system", content=WAIT_INSTRUCTION)
+        elif isinstance(last, llm.FunctionCallOutput):
+            # One action per caller turn: after a tool's result comes the spoken answer. Small models otherwise
+            # call the same tool again until livekit-agents' step limit.
+            model_settings.tool_choice = "none"
         return Agent.default.llm_node(self, chat_ctx, tools, model_settings)
 
     @function_tool
-    async def transfer_to_human(self, context: RunContext) -> str:
+    async def transfer_to_human(self, context: RunContext) -> llm.ToolResult:
         """Transfer the caller to a human colleague. Use it when the caller asks for a person, a human, an
         operator, a manager, or someone else to talk to."""
         number = self.profile.transfer_number
         if not number:
-            return "No colleague can take calls right now. Apologise and offer to help or take a message."
+            return await tell(context, "I'm sorry, no colleague can take calls right now. I can help you myself, "
+                                       "or take a message.")
         try:
             job = get_job_context()
         except RuntimeError:
-            return f"Transferring is not possible in this session. Tell the caller the number is {number}."
+            return await tell(context, f"I can't transfer you from here, but you can reach a colleague at {number}.")
         caller = sip_caller(job.room)
         if caller is None:
-            return (f"This caller is not on a phone line, so you cannot transfer them. Tell them they can call "
-                    f"{number} to reach a colleague.")
-        await context.session.say("Sure, I'm transferring you to a colleague now. Please hold.",
-                                  allow_interruptions=False).wait_for_playout()
+            return await tell(context, f"I can't transfer you from this line, but you can call {number} to reach "
+                                       "a colleague.")
+        await tell(context, "Sure, I'm transferring you to a colleague now. Please hold.")
         target = number if number.startswith("sip:") else f"tel:{number}"
         try:
             await job.transfer_sip_participant(caller, target)
         except Exception as error:  # the carrier refused the REFER, say
             log.warning("transfer to %s failed: %s", target, error)
-            return "The transfer failed. Apologise and offer to take a message instead."
+            return await tell(context, "I'm sorry, the transfer didn't go through. I can take a message instead.")
         log.info("transferred %s to %s", caller.identity, target)
-        return "The caller has been transferred."
+        return llm.ToolResult("The caller has been transferred.", reply_required=False)
 
     @function_tool
-    async def get_current_time(self, context: RunContext) -> str:
+    async def get_current_time(self, context: RunContext) -> llm.ToolResult:
         """The current date and time where the business is. Use it when the caller asks the time or the
         date, or whether the business is open right now."""
         try:
@@ -121,5 +142,6 @@ class PhoneAssistant(Agent):
         except ZoneInfoNotFoundError:
             zone = ZoneInfo("UTC")
         now = datetime.now(zone)
-        return now.strftime(f"It is %A, %B %d, %Y, %I:%M %p in {zone.key} time. Opening hours: "
-                            f"{self.profile.business_hours}.")
+        clock = now.strftime("%I:%M %p").lstrip("0")
+        state = self.profile.open_state(now) or f"Our hours are {self.profile.business_hours}."
+        return await tell(context, f"It's {clock} on {now.strftime('%A, %B')} {now.day} here. {state}")

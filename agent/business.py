@@ -10,13 +10,21 @@ import os
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
+from datetime import datetime
 from pathlib import Path
+
+from opening_hours import OpeningHours
+
+
+def _clock(moment: datetime) -> str:
+    return moment.strftime("%I:%M %p").lstrip("0").replace(":00", "")
 
 
 @dataclass(frozen=True)
 class BusinessProfile:
     business_name: str = "Example Company"
     business_hours: str = "Monday to Friday, 9 am to 5 pm"
+    opening_hours: str = ""  # the same hours in OpenStreetMap syntax ("Mo-Fr 09:00-17:00"); empty: not known
     business_timezone: str = "UTC"
     business_facts: str = ""
     transfer_number: str = ""
@@ -37,7 +45,33 @@ class BusinessProfile:
             if env.get(field.name.upper()):
                 values[field.name] = env[field.name.upper()]
         known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in values.items() if k in known})
+        profile = cls(**{k: v for k, v in values.items() if k in known})
+        profile.opening_schedule()  # a typo fails at start, not in the middle of a call
+        return profile
+
+    def opening_schedule(self) -> OpeningHours | None:
+        if not self.opening_hours:
+            return None
+        try:
+            return OpeningHours(self.opening_hours)
+        except Exception as error:  # the library raises its own SyntaxError type, with a multi-line diagram
+            reason = str(error).strip().splitlines()[-1].strip(" =")
+            raise ValueError(f"OPENING_HOURS={self.opening_hours!r} is not OpenStreetMap opening_hours syntax "
+                             f"({reason}); write it like 'Mo-Fr 09:00-17:00; Sa 10:00-14:00'") from None
+
+    def open_state(self, now: datetime) -> str:
+        """"We're open until 5 PM." / "We're closed now; we open again Monday at 9 AM." / "" when not known."""
+        schedule = self.opening_schedule()
+        if schedule is None:
+            return ""
+        local = now.replace(tzinfo=None)  # the library works in the business's local wall-clock time
+        change = schedule.next_change(local)
+        if schedule.is_open(local):
+            return f"We're open now, until {_clock(change)}." if change else "We're open now."
+        if change is None:
+            return "We're closed."
+        day = "today" if change.date() == local.date() else change.strftime("%A")
+        return f"We're closed right now; we open again {day} at {_clock(change)}."
 
     @property
     def greeting_text(self) -> str:

@@ -58,8 +58,9 @@ def build_plugins(choice: ProviderChoice, language: str = "en"):
     stt = openai.STT(model=choice.stt_model, language=language, base_url=choice.base_url, api_key=choice.api_key)
     # A CPU model can take seconds to prefill a long prompt: allow 30 s between streamed chunks (default 5 s).
     timeout = httpx.Timeout(connect=15.0, read=30.0, write=10.0, pool=10.0)
+    # One tool call per answer: a phone turn needs at most one action, and small models otherwise call them all.
     llm = openai.LLM(model=choice.llm_model, base_url=choice.base_url, api_key=choice.api_key, temperature=0.3,
-                     timeout=timeout)
+                     timeout=timeout, parallel_tool_calls=False)
     # pcm: raw 24 kHz audio, the least latency (no decoder) on both OpenAI and the local endpoint.
     tts = openai.TTS(model=choice.tts_model, voice=choice.tts_voice, base_url=choice.base_url,
                      api_key=choice.api_key, response_format="pcm")

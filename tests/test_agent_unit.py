@@ -1,9 +1,11 @@
 """Logic of the agent that needs no model: provider choice, business profile, call control."""
 
 import pytest
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
 from agent.business import BusinessProfile
-from agent.call_control import caller_is_waiting, requested_tool
+from agent.call_control import asks_question, caller_is_waiting, requested_tool
 from agent.providers import choose_providers
 
 pytestmark = pytest.mark.unit
@@ -40,6 +42,26 @@ def test_business_profile_from_env_and_toml(tmp_path):
     assert "Harbor Dental" in profile.greeting_text
 
 
+@pytest.mark.parametrize("now, sentence", [
+    (datetime(2026, 11, 25, 10, 30), "We're open now, until 5 PM."),  # a Wednesday
+    (datetime(2026, 11, 25, 1, 14), "We're closed right now; we open again today at 9 AM."),
+    (datetime(2026, 11, 27, 18, 0), "We're closed right now; we open again Saturday at 10 AM."),
+    (datetime(2026, 11, 28, 12, 0), "We're open now, until 1:30 PM."),
+])
+def test_open_state_from_opening_hours(now, sentence):
+    profile = BusinessProfile(opening_hours="Mo-Fr 09:00-17:00; Sa 10:00-13:30")
+    assert profile.open_state(now.replace(tzinfo=ZoneInfo("America/New_York"))) == sentence
+
+
+def test_open_state_is_silent_without_opening_hours():
+    assert BusinessProfile().open_state(datetime(2026, 11, 25, 10, 30)) == ""
+
+
+def test_malformed_opening_hours_fail_at_load_with_an_example():
+    with pytest.raises(ValueError, match="OPENING_HOURS=.*Mo-Fr 09:00-17:00"):
+        BusinessProfile.load({"OPENING_HOURS": "weekdays nine to five"})
+
+
 def test_missing_business_config_is_a_clear_error(tmp_path):
     with pytest.raises(ValueError, match="BUSINESS_CONFIG"):
         BusinessProfile.load({"BUSINESS_CONFIG": str(tmp_path / "nope.toml")})
@@ -54,6 +76,9 @@ def test_missing_business_config_is_a_clear_error(tmp_path):
     ("Hang on, let me find my card.", None),
     ("What are your opening hours?", None),
     ("Do you do teeth whitening?", None),
+    ("What time is it?", "get_current_time"),
+    ("Are you open right now?", "get_current_time"),
+    ("Hang on, what time is it?", "get_current_time"),
 ])
 def test_requested_tool(text, tool):
     assert requested_tool(text) == tool
@@ -62,6 +87,12 @@ def test_requested_tool(text, tool):
 def test_waiting_is_not_a_goodbye():
     assert caller_is_waiting("one moment please")
     assert not caller_is_waiting("hold on, actually that's all, bye")
+
+
+def test_a_question_asked_while_waiting_is_still_a_question():
+    assert asks_question("Hang on, how much is a cleaning?")
+    assert not asks_question("Can you hold on a second?")
+    assert not asks_question("One moment please, my dog is barking.")
 
 
 class _RejectingProvider:
