@@ -13,11 +13,13 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never fetch model weights at run
 from livekit.agents import cli  # noqa: E402
 
 from agent.business import BusinessProfile  # noqa: E402
+from agent.providers import choose_providers  # noqa: E402
 from agent.worker import server  # noqa: E402
 
 if __name__ == "__main__":
     try:
-        BusinessProfile.load()  # a wrong business setting stops here, in one line, not in every call
+        BusinessProfile.load()  # a wrong setting stops here, in one line, not in every call
+        choose_providers()
     except ValueError as error:
-        sys.exit(f"error: business configuration: {error}")
+        sys.exit(f"error: .env: {error}")
     cli.run_app(server)

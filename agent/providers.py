@@ -25,6 +25,7 @@ class ProviderChoice:
     llm_model: str
     tts_model: str
     tts_voice: str
+    llm_temperature: float = 0.3
 
     def describe(self) -> str:
         return (f"AI provider: {self.name} at {self.base_url or 'https://api.openai.com/v1'}; "
@@ -47,7 +48,20 @@ def choose_providers(env: Mapping[str, str] | None = None) -> ProviderChoice:
         llm_model=env.get("OPENAI_LLM_MODEL") or "gpt-4o-mini",
         tts_model=env.get("OPENAI_TTS_MODEL") or "gpt-4o-mini-tts",
         tts_voice=env.get("OPENAI_TTS_VOICE") or "alloy",
+        llm_temperature=_temperature(env.get("OPENAI_LLM_TEMPERATURE")),
     )
+
+
+def _temperature(value: str | None) -> float:
+    if not value:
+        return ProviderChoice.llm_temperature
+    try:
+        temperature = float(value)
+    except ValueError:
+        temperature = -1
+    if not 0 <= temperature <= 2:
+        raise ValueError(f"OPENAI_LLM_TEMPERATURE={value!r} must be a number from 0 to 2")
+    return temperature
 
 
 def build_plugins(choice: ProviderChoice, language: str = "en"):
@@ -59,7 +73,8 @@ def build_plugins(choice: ProviderChoice, language: str = "en"):
     # A CPU model can take seconds to prefill a long prompt: allow 30 s between streamed chunks (default 5 s).
     timeout = httpx.Timeout(connect=15.0, read=30.0, write=10.0, pool=10.0)
     # One tool call per answer: a phone turn needs at most one action, and small models otherwise call them all.
-    llm = openai.LLM(model=choice.llm_model, base_url=choice.base_url, api_key=choice.api_key, temperature=0.3,
+    llm = openai.LLM(model=choice.llm_model, base_url=choice.base_url, api_key=choice.api_key,
+                     temperature=choice.llm_temperature,
                      timeout=timeout, parallel_tool_calls=False)
     # pcm: raw 24 kHz audio, the least latency (no decoder) on both OpenAI and the local endpoint.
     tts = openai.TTS(model=choice.tts_model, voice=choice.tts_voice, base_url=choice.base_url,

@@ -25,7 +25,8 @@ PROFILE = BusinessProfile(
 @pytest.fixture
 async def session(local_endpoint):
     port = local_endpoint.rsplit(":", 1)[1].split("/")[0]
-    _, model, _ = build_plugins(choose_providers({"LOCAL_OPENAI_PORT": port}))
+    # Greedy decoding: the same answer every run, so a failure means the agent changed, not the dice.
+    _, model, _ = build_plugins(choose_providers({"LOCAL_OPENAI_PORT": port, "OPENAI_LLM_TEMPERATURE": "0"}))
     async with model, AgentSession(llm=model) as session:
         await session.start(PhoneAssistant(PROFILE, caller_number="+15557770001"))
         yield session
@@ -85,7 +86,8 @@ async def test_opening_hours_use_the_configured_facts(session):
 async def test_a_keyed_openai_configuration_runs_the_same_code(local_endpoint):
     """With OPENAI_API_KEY set, the agent uses OpenAI's names and the key; pointed at our endpoint by base URL
     (OpenAI itself is out of reach here), the same plugins answer."""
-    choice = choose_providers({"OPENAI_API_KEY": "sk-test", "OPENAI_BASE_URL": local_endpoint})
+    choice = choose_providers({"OPENAI_API_KEY": "sk-test", "OPENAI_BASE_URL": local_endpoint,
+                               "OPENAI_LLM_TEMPERATURE": "0"})
     assert choice.api_key == "sk-test" and choice.llm_model == "gpt-4o-mini"
     _, model, _ = build_plugins(choice)
     async with model, AgentSession(llm=model) as session:

@@ -33,6 +33,13 @@ def test_base_url_points_the_same_plugins_anywhere(env):
     assert choice.name == "openai-compatible" and choice.base_url == "http://gpu-box:8000/v1"
 
 
+def test_llm_temperature_is_configurable_and_checked():
+    assert choose_providers({}).llm_temperature == 0.3
+    assert choose_providers({"OPENAI_LLM_TEMPERATURE": "0"}).llm_temperature == 0
+    with pytest.raises(ValueError, match="OPENAI_LLM_TEMPERATURE='hot' must be a number from 0 to 2"):
+        choose_providers({"OPENAI_LLM_TEMPERATURE": "hot"})
+
+
 def test_business_profile_from_env_and_toml(tmp_path):
     config = tmp_path / "business.toml"
     config.write_text('business_name = "Harbor Dental"\ntransfer_number = "+15550199"\n')
