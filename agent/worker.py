@@ -13,7 +13,7 @@ import threading
 import time
 
 from livekit import rtc
-from livekit.agents import NOT_GIVEN, AgentServer, AgentSession, JobContext, JobProcess, inference, room_io
+from livekit.agents import NOT_GIVEN, AgentServer, AgentSession, JobContext, JobProcess, JobRequest, inference, room_io
 from livekit.plugins import silero
 
 from .assistant import PhoneAssistant
@@ -22,16 +22,28 @@ from .providers import build_plugins, check_credentials, choose_providers
 
 log = logging.getLogger("agent")
 AGENT_NAME = os.environ.get("AGENT_NAME") or "phone-assistant"
-# The worker is full when this many calls run. (CPU load, livekit's default measure, says "full" whenever
+# The worker holds this many conversations at once. (CPU load, livekit's default measure, says "full" whenever
 # the local models are busy on a small machine, and then no call would be dispatched.)
 MAX_CALLS = int(os.environ.get("AGENT_MAX_CALLS") or 4)
-# Load (active calls / AGENT_MAX_CALLS) at or above which the worker says it is full.
+# Past MAX_CALLS the worker still takes as many calls again, to tell those callers the lines are busy: a caller
+# no worker takes only hears ringing until livekit-sip gives up.
+JOB_CAPACITY = 2 * MAX_CALLS
+# Load (jobs / JOB_CAPACITY) at or above which the worker says it is full.
 LOAD_THRESHOLD = float(os.environ.get("AGENT_LOAD_THRESHOLD") or 0.99)
 APOLOGY = "Sorry, our assistant is not available right now. Please call again later. Goodbye."
+BUSY = "Sorry, all our lines are busy right now. Please call again in a few minutes. Goodbye."
+BUSY_ATTRIBUTE = "phone_assistant.lines_busy"  # on the agent's participant, set when the call was admitted
 
 
 def active_call_load(server: AgentServer) -> float:
-    return min(len(server.active_jobs) / MAX_CALLS, 1.0)
+    return min(len(server.active_jobs) / JOB_CAPACITY, 1.0)
+
+
+async def admit_call(request: JobRequest) -> None:
+    """Takes every call offered; marks it busy when MAX_CALLS calls are under way. This runs in the worker's
+    main process, the one that knows the running jobs (a job still closing counts too)."""
+    busy = len(server.active_jobs) >= MAX_CALLS
+    await request.accept(attributes={BUSY_ATTRIBUTE: "true"} if busy else None)
 
 
 server = AgentServer(
@@ -93,7 +105,7 @@ async def warm_prompt_cache(providers, profile: BusinessProfile) -> None:
 server.setup_fnc = prewarm
 
 
-@server.rtc_session(agent_name=AGENT_NAME)
+@server.rtc_session(agent_name=AGENT_NAME, on_request=admit_call)
 async def phone_call(ctx: JobContext) -> None:
     profile = BusinessProfile.load()
     providers = ctx.proc.userdata["providers"]
@@ -106,7 +118,11 @@ async def phone_call(ctx: JobContext) -> None:
 
     if problem := ctx.proc.userdata["provider_problem"]:
         log.error("%s", problem)
-        await apologize_and_hang_up(ctx)
+        await apologize_and_hang_up(ctx, APOLOGY, "AI provider unavailable")
+        return
+    if ctx.room.local_participant.attributes.get(BUSY_ATTRIBUTE):
+        log.warning("all %d lines busy: telling %s to call back", MAX_CALLS, caller_number or participant.identity)
+        await apologize_and_hang_up(ctx, BUSY, "all lines busy")
         return
 
     stt, llm, tts = build_plugins(providers, profile.agent_language)
@@ -143,8 +159,9 @@ def log_turn_metrics(event) -> None:
                                                                      if isinstance(v, (int, float))}}))
 
 
-async def apologize_and_hang_up(ctx: JobContext) -> None:
-    """The AI provider is unusable: say so with the offline voice, then end the call, so the caller hears no silence."""
+async def apologize_and_hang_up(ctx: JobContext, message: str, reason: str) -> None:
+    """Says `message` with the offline voice (it works when the AI provider does not), then ends the call, so
+    the caller hears no silence."""
     from local_openai.tts import TextToSpeech
 
     tts = TextToSpeech()
@@ -152,10 +169,10 @@ async def apologize_and_hang_up(ctx: JobContext) -> None:
     track = rtc.LocalAudioTrack.create_audio_track("apology", source)
     await ctx.room.local_participant.publish_track(
         track, rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE))
-    for chunk in tts.synthesize(APOLOGY):
+    for chunk in tts.synthesize(message):
         for start in range(0, chunk.size, tts.sample_rate // 50):  # 20 ms frames
             piece = chunk[start:start + tts.sample_rate // 50]
             await source.capture_frame(rtc.AudioFrame(piece.tobytes(), tts.sample_rate, 1, piece.size))
     await source.wait_for_playout()
     ctx.delete_room()
-    ctx.shutdown("AI provider unavailable")
+    ctx.shutdown(reason)

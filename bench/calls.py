@@ -32,6 +32,9 @@ QUESTIONS = [
     "Do you take new patients?",
     "Can I book a cleaning next week?",
 ]
+# Between levels: the last level's jobs take a moment to close, and until then they count against
+# AGENT_MAX_CALLS (a call over it hears "all lines busy").
+SETTLE_S = 5
 MARK_BEGIN, MARK_END = "<!-- bench/calls.py begin -->", "<!-- bench/calls.py end -->"
 
 
@@ -85,7 +88,9 @@ def main() -> int:
         lines.append(str(path))
 
     rows = []
-    for level in levels:
+    for position, level in enumerate(levels):
+        if position:
+            time.sleep(SETTLE_S)
         print(f"concurrency {level}: {max(args.calls, level)} calls of {args.turns} turns ...", file=sys.stderr, flush=True)
         agent_log.new_turn_metrics()  # skip what came before this level
         with ProcessSampler(args.run_dir) as sampler:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -18,6 +19,7 @@ import pytest
 from livekit import api
 
 from sip import provisioning
+from stack import lifecycle
 from sip.softphone import CallOptions, CallResult, place_call_in_subprocess, run_call_process, \
     result_from_process, synthesize, transcribe_result, write_wav
 
@@ -164,12 +166,13 @@ async def _restricted_trunk(settings, create: bool, state: dict):
                 await lk.sip.delete_trunk(api.DeleteSIPTrunkRequest(sip_trunk_id=state["trunk"]))
 
 
-async def _rooms_with_caller(settings, caller: str) -> list[str]:
+async def _rooms_with_caller(settings, caller: str, with_agent: bool = False) -> list[str]:
     async with provisioning.livekit_api(settings.livekit_url, settings.api_key, settings.api_secret) as lk:
         found = []
         for room in (await lk.room.list_rooms(api.ListRoomsRequest())).rooms:
             people = (await lk.room.list_participants(api.ListParticipantsRequest(room=room.name))).participants
-            if any(p.attributes.get("sip.phoneNumber") == caller for p in people):
+            agent_there = any(p.kind == api.ParticipantInfo.Kind.AGENT for p in people)
+            if any(p.attributes.get("sip.phoneNumber") == caller for p in people) and (agent_there or not with_agent):
                 found.append(room.name)
         return found
 
@@ -196,3 +199,30 @@ def test_caller_not_on_the_allow_list_is_rejected_without_a_room(agent_stack, st
         assert allowed.ok, allowed.error
     finally:
         asyncio.run(_restricted_trunk(settings, False, state))
+
+
+def test_a_call_over_the_limit_hears_lines_busy_and_is_hung_up(agent_stack, stt, tmp_path, monkeypatch):
+    """With AGENT_MAX_CALLS=1, a second caller is told the lines are busy and let go, rather than left ringing."""
+    settings = agent_stack.settings
+    monkeypatch.setenv("AGENT_MAX_CALLS", "1")
+    lifecycle.down(settings, ["agent"])
+    lifecycle.up(settings, ["agent"])
+    holder = run_call_process(dial(agent_stack, tmp_path, "holder", caller_id="+15550131", hangup_after=30))
+    try:
+        deadline = time.monotonic() + WAIT
+        while not asyncio.run(_rooms_with_caller(settings, "+15550131", with_agent=True)):
+            assert holder.poll() is None and time.monotonic() < deadline, "the first call was not answered"
+            time.sleep(0.5)
+        busy = call(dial(agent_stack, tmp_path, "busy", caller_id="+15550132", hangup_after=40), stt)
+        assert busy.ok, busy.error
+        assert busy.hangup_by == "agent", "the caller over the limit was not let go"
+        assert re.search(r"lines are busy", busy.greeting_text or "", re.I), busy.greeting_text
+    finally:
+        try:
+            holder.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            holder.kill()
+            holder.communicate()
+        monkeypatch.delenv("AGENT_MAX_CALLS")
+        lifecycle.down(settings, ["agent"])
+        lifecycle.up(settings, ["agent"])
