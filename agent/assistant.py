@@ -11,7 +11,7 @@ from livekit.agents import Agent, ChatContext, ModelSettings, RunContext, functi
 from livekit.agents.beta import EndCallTool
 
 from .business import BusinessProfile
-from .call_control import asks_question, caller_is_waiting, requested_tool
+from .call_control import asks_question, caller_is_waiting, caller_says_goodbye, requested_tool
 
 log = logging.getLogger("agent")
 
@@ -42,7 +42,15 @@ def sip_caller(room: rtc.Room | None) -> rtc.RemoteParticipant | None:
 
 
 WAIT_REPLY = "Sure, take your time. I'll stay on the line."
+NOT_ENDED = "The call goes on."
 WAIT_INSTRUCTION = f'The caller asked you to wait. Reply to them, for example "{WAIT_REPLY}"'
+
+
+async def tell(context: RunContext, sentence: str) -> llm.ToolResult:
+    """Speaks a tool's fixed answer at once and asks the LLM for no reply: on a CPU that round trip takes
+    seconds, and small models garble or repeat what they are given."""
+    await context.session.say(sentence, allow_interruptions=False).wait_for_playout()
+    return llm.ToolResult(sentence, reply_required=False)
 
 
 class GuardedEndCallTool(EndCallTool):
@@ -63,16 +71,26 @@ class GuardedEndCallTool(EndCallTool):
                           if m.role == "user"), "")
         if caller_is_waiting(last_user):
             log.info("end_call refused: the caller asked to wait (%r)", last_user)
-            return WAIT_REPLY
+            return await tell(ctx, WAIT_REPLY)
+        if not caller_says_goodbye(last_user):
+            # Small models hang up on a bare "Hello": only the caller's own goodbye ends the call.
+            log.info("end_call refused: the caller did not say goodbye (%r)", last_user)
+            return NOT_ENDED
         await ctx.session.say(self._farewell, allow_interruptions=False).wait_for_playout()
         return await super()._end_call(ctx)
 
 
-async def tell(context: RunContext, sentence: str) -> llm.ToolResult:
-    """Speaks a tool's fixed answer at once and asks the LLM for no reply: on a CPU that round trip takes
-    seconds, and small models garble or repeat what they are given."""
-    await context.session.say(sentence, allow_interruptions=False).wait_for_playout()
-    return llm.ToolResult(sentence, reply_required=False)
+def without_refused_calls(chat_ctx: llm.ChatContext) -> llm.ChatContext:
+    """The conversation without the end_call attempts the tool refused. The model then answers the caller's
+    words as if it had never tried (small models read a refusal out, or try again)."""
+    refused = {item.call_id for item in chat_ctx.items
+               if isinstance(item, llm.FunctionCallOutput) and item.output == NOT_ENDED}
+    if not refused:
+        return chat_ctx
+    kept = chat_ctx.copy()
+    kept.items = [item for item in kept.items
+                  if not (isinstance(item, (llm.FunctionCall, llm.FunctionCallOutput)) and item.call_id in refused)]
+    return kept
 
 
 class PhoneAssistant(Agent):
@@ -92,7 +110,11 @@ class PhoneAssistant(Agent):
 
     def llm_node(self, chat_ctx: llm.ChatContext, tools: list[llm.Tool], model_settings: ModelSettings):
         last = chat_ctx.items[-1] if chat_ctx.items else None
-        if isinstance(last, llm.ChatMessage) and last.role == "user":
+        if isinstance(last, llm.FunctionCallOutput):
+            # One action per caller turn: after a tool's result comes the spoken answer. Small models otherwise
+            # call the same tool again until livekit-agents' step limit.
+            model_settings.tool_choice = "none"
+        elif isinstance(last, llm.ChatMessage) and last.role == "user":
             text = last.text_content or ""
             if tool := requested_tool(text):
                 model_settings.tool_choice = {"type": "function", "function": {"name": tool}}
@@ -101,10 +123,7 @@ class PhoneAssistant(Agent):
                 if not asks_question(text):
                     chat_ctx = chat_ctx.copy()
                     chat_ctx.add_message(role="system", content=WAIT_INSTRUCTION)
-        elif isinstance(last, llm.FunctionCallOutput):
-            # One action per caller turn: after a tool's result comes the spoken answer. Small models otherwise
-            # call the same tool again until livekit-agents' step limit.
-            model_settings.tool_choice = "none"
+        chat_ctx = without_refused_calls(chat_ctx)
         return Agent.default.llm_node(self, chat_ctx, tools, model_settings)
 
     @function_tool

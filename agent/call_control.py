@@ -29,6 +29,10 @@ def asks_question(text: str) -> bool:
     return bool(QUESTION.search(WAIT_REQUEST.sub(" ", text)))
 
 
+def caller_says_goodbye(text: str) -> bool:
+    return bool(GOODBYE.search(text))
+
+
 def caller_is_waiting(text: str) -> bool:
     return bool(WAIT_REQUEST.search(text)) and not GOODBYE.search(text)
 

@@ -10,7 +10,7 @@ import re
 import pytest
 from livekit.agents import AgentSession, llm
 
-from agent.assistant import PhoneAssistant
+from agent.assistant import NOT_ENDED, PhoneAssistant
 from agent.business import BusinessProfile
 from agent.providers import build_plugins, choose_providers
 
@@ -52,6 +52,15 @@ async def test_answers_a_hello_briefly_and_without_markdown(session):
     text = spoken(result)
     assert text and len(text.split()) <= 45, text
     assert not re.search(r"[*#`_\[\]]|^\s*-\s", text), text
+
+
+@pytest.mark.parametrize("words", ["Hello", "Hi there", "Hello, I need a cleaning."])
+async def test_a_greeting_never_ends_the_call(session, words):
+    """The 0.5B model calls end_call on a bare hello; the tool refuses, and the caller hears an answer."""
+    result = await session.run(user_input=words)
+    assert not any(isinstance(e.item, llm.FunctionCallOutput) and e.item.name == "end_call"
+                   and e.item.output != NOT_ENDED for e in result.events), result.events
+    assert spoken(result).strip() and NOT_ENDED not in spoken(result), result.events
 
 
 async def test_goodbye_ends_the_call(session):
