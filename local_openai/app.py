@@ -22,7 +22,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .audio import AudioDecodeError, decode_to_mono
-from .llm import ChatModel, Generation
+from .llm import ChatModel, ContextLengthExceeded, Generation
 from .stt import WHISPER_RATE, SpeechToText
 from .tool_calls import ToolCall, ToolCallParser
 from .tts import TextToSpeech
@@ -43,7 +43,7 @@ KEEPALIVE_S = 1.0  # an SSE comment this often while the model prefills, so clie
 _DONE = object()
 
 
-async def token_stream(models: Models, messages, tools, max_tokens: int, temperature: float, usage: Generation):
+async def token_stream(models: Models, prompt: list[int], max_tokens: int, temperature: float, usage: Generation):
     """The LLM's text deltas, generated on a worker thread; None stands for "still working" (a keep-alive).
 
     When the client goes away, generation stops and the model is free for the next request.
@@ -54,7 +54,7 @@ async def token_stream(models: Models, messages, tools, max_tokens: int, tempera
 
     def produce():
         try:
-            for delta in models.llm.stream(messages, tools, max_tokens, temperature, usage):
+            for delta in models.llm.stream(prompt, max_tokens, temperature, usage):
                 if cancelled.is_set():
                     break
                 loop.call_soon_threadsafe(queue.put_nowait, delta)
@@ -242,6 +242,10 @@ def create_app(models: Models) -> FastAPI:
         completion_id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
         created = int(time.time())
         usage = Generation(prompt_tokens=0)
+        try:  # before any byte is sent, so an over-long prompt is a clean 400 as OpenAI gives it
+            prompt = [] if direct_calls else models.llm.prompt_tokens(messages, tools)
+        except ContextLengthExceeded as error:
+            raise APIError(400, str(error), param="messages", code="context_length_exceeded") from None
 
         def chunk(delta: dict, finish: str | None = None) -> str:
             payload = {"id": completion_id, "object": "chat.completion.chunk", "created": created, "model": model_name,
@@ -257,7 +261,7 @@ def create_app(models: Models) -> FastAPI:
             """Text to send as it comes (None: a keep-alive); the calls are in `parser` once it ends."""
             if direct_calls:
                 return
-            async with aclosing(token_stream(models, messages, tools, max_tokens, temperature, usage)) as stream:
+            async with aclosing(token_stream(models, prompt, max_tokens, temperature, usage)) as stream:
                 async for delta in stream:
                     yield None if delta is None else parser.feed(delta)
                     if one_call and delta and parser.has_complete_call():

@@ -17,6 +17,12 @@ STOP = ["<|im_end|>", "<|endoftext|>"]
 WARM_SYSTEM_PROMPT = "You are a helpful phone assistant. Answer in one or two short sentences."
 
 
+class ContextLengthExceeded(ValueError):
+    def __init__(self, tokens: int, limit: int):
+        super().__init__(f"This model's maximum context length is {limit} tokens, but the messages use {tokens} "
+                         "tokens. Shorten the conversation.")
+
+
 @dataclass
 class Generation:
     prompt_tokens: int
@@ -76,15 +82,20 @@ class ChatModel:
     def render(self, messages: list[dict], tools: list[dict] | None = None) -> str:
         return self._formatter(messages=to_template_messages(messages), tools=tools or None).prompt
 
-    def stream(self, messages: list[dict], tools: list[dict] | None, max_tokens: int, temperature: float,
+    def prompt_tokens(self, messages: list[dict], tools: list[dict] | None = None) -> list[int]:
+        """The prompt as tokens; ContextLengthExceeded when it leaves no room for an answer."""
+        tokens = self._llm.tokenize(self.render(messages, tools).encode(), add_bos=False, special=True)
+        if len(tokens) >= self._llm.n_ctx() - 1:
+            raise ContextLengthExceeded(len(tokens), self._llm.n_ctx())
+        return tokens
+
+    def stream(self, tokens: list[int], max_tokens: int, temperature: float,
                usage: Generation | None = None) -> Iterator[str]:
-        """Text deltas. The llama context keeps the previous prompt, so a shared prefix (the system prompt
-        and earlier turns) is not evaluated again."""
-        prompt = self.render(messages, tools)
+        """Text deltas for a prompt from prompt_tokens(). The llama context keeps the previous prompt, so a
+        shared prefix (the system prompt and earlier turns) is not evaluated again."""
         usage = usage or Generation(prompt_tokens=0)
         with self._lock:
             started = time.monotonic()
-            tokens = self._llm.tokenize(prompt.encode(), add_bos=False, special=True)
             usage.prompt_tokens = len(tokens)
             cached = self._llm.longest_token_prefix(self._llm._input_ids.tolist(), tokens)
             first_token_s = None
@@ -105,7 +116,8 @@ class ChatModel:
     def warm(self, system_prompt: str = WARM_SYSTEM_PROMPT, tools: list[dict] | None = None) -> float:
         """Evaluates a system prompt so the first real request finds it cached; returns the seconds it took."""
         started = time.monotonic()
-        for _ in self.stream([{"role": "system", "content": system_prompt}, {"role": "user", "content": "Hi"}],
-                             tools, max_tokens=1, temperature=0.0):
+        prompt = self.prompt_tokens([{"role": "system", "content": system_prompt}, {"role": "user", "content": "Hi"}],
+                                    tools)
+        for _ in self.stream(prompt, max_tokens=1, temperature=0.0):
             pass
         return time.monotonic() - started

@@ -126,6 +126,19 @@ def test_parallel_tool_calls_false_returns_one_call(client, stream):
     assert finish == "tool_calls"
 
 
+@pytest.mark.parametrize("stream", [True, False])
+def test_a_prompt_longer_than_the_context_is_a_clean_400(client, stream):
+    history = " ".join(f"Fact {i}: the sky was blue on day {i}." for i in range(400))
+    with pytest.raises(openai.BadRequestError) as error:
+        client.chat.completions.create(model="gpt-4o-mini", stream=stream, max_tokens=5,
+                                       messages=[{"role": "system", "content": history},
+                                                 {"role": "user", "content": "What colour was the sky?"}])
+    assert error.value.code == "context_length_exceeded"
+    assert "maximum context length" in error.value.message
+    reply = client.chat.completions.create(model="gpt-4o-mini", max_tokens=5, messages=[{"role": "user", "content": "Hi"}])
+    assert reply.choices[0].message.content
+
+
 def test_non_streaming_chat(client):
     reply = client.chat.completions.create(model="gpt-4o-mini", max_tokens=20,
                                            messages=[{"role": "user", "content": "Say the word hello."}])
