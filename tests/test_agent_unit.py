@@ -4,6 +4,9 @@ import pytest
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+from livekit.agents import llm
+
+from agent.assistant import MAX_ITEMS, recent_window
 from agent.business import BusinessProfile
 from agent.call_control import asks_question, caller_is_waiting, requested_tool
 from agent.providers import choose_providers
@@ -140,3 +143,43 @@ def test_an_unreachable_provider_is_one_clear_line():
 
     problem = check_credentials(choose_providers({"OPENAI_BASE_URL": "http://127.0.0.1:1/v1"}), timeout=2)
     assert "cannot reach the AI provider" in problem and "OPENAI_BASE_URL" in problem
+
+
+def conversation(turns: int) -> llm.ChatContext:
+    chat = llm.ChatContext()
+    chat.add_message(role="system", content="You are the receptionist.")
+    for turn in range(turns):
+        chat.add_message(role="user", content=f"question {turn}")
+        if turn % 3 == 0:  # a tool call and its result within some turns
+            chat.items.append(llm.FunctionCall(call_id=f"c{turn}", name="get_current_time", arguments="{}"))
+            chat.items.append(llm.FunctionCallOutput(call_id=f"c{turn}", name="get_current_time", output="noon",
+                                                     is_error=False))
+        chat.add_message(role="assistant", content=f"answer {turn}")
+    return chat
+
+
+def test_a_short_call_keeps_its_whole_conversation():
+    chat = conversation(5)
+    assert recent_window(chat).items == chat.items
+
+
+def test_a_long_call_keeps_the_instructions_and_a_bounded_recent_window():
+    for turns in range(10, 60):
+        chat = conversation(turns)
+        window = recent_window(chat).items
+        assert window[0].role == "system"
+        assert len(window) - 1 <= MAX_ITEMS
+        assert isinstance(window[1], llm.ChatMessage)  # never a tool result cut from its call
+        assert window[-1] is chat.items[-1]
+        calls = {i.call_id for i in window if isinstance(i, llm.FunctionCall)}
+        assert all(i.call_id in calls for i in window if isinstance(i, llm.FunctionCallOutput))
+
+
+def test_the_window_moves_in_steps_so_the_cached_prefix_survives_most_turns():
+    whole = conversation(60).items
+    starts = []
+    for length in range(20, len(whole) + 1):  # the same call, one item longer each time
+        window = recent_window(llm.ChatContext(whole[:length])).items
+        starts.append(window[1].id)
+    moves = sum(1 for before, after in zip(starts, starts[1:]) if before != after)
+    assert 0 < moves <= len(starts) // 10, moves
