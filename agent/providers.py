@@ -64,18 +64,26 @@ def _temperature(value: str | None) -> float:
     return temperature
 
 
+def session_connect_options():
+    """Time limits for the AgentSession's STT, LLM and TTS requests (the plugins apply these per request, over
+    their clients' own). A CPU server under load can take well over livekit's default 10 s, and each of its three
+    retries would queue the same work again on the busy server: 30 s, one retry."""
+    from livekit.agents import APIConnectOptions
+    from livekit.agents.voice.agent_session import SessionConnectOptions
+
+    patient = APIConnectOptions(max_retry=1, timeout=30.0)
+    return SessionConnectOptions(stt_conn_options=patient, llm_conn_options=patient, tts_conn_options=patient)
+
+
 def build_plugins(choice: ProviderChoice, language: str = "en"):
-    """STT, LLM and TTS instances for an AgentSession; all three are livekit-plugins-openai."""
-    import httpx
+    """STT, LLM and TTS instances for an AgentSession (with session_connect_options()); all three are
+    livekit-plugins-openai."""
     from livekit.plugins import openai
 
     stt = openai.STT(model=choice.stt_model, language=language, base_url=choice.base_url, api_key=choice.api_key)
-    # A CPU model can take seconds to prefill a long prompt: allow 30 s between streamed chunks (default 5 s).
-    timeout = httpx.Timeout(connect=15.0, read=30.0, write=10.0, pool=10.0)
     # One tool call per answer: a phone turn needs at most one action, and small models otherwise call them all.
     llm = openai.LLM(model=choice.llm_model, base_url=choice.base_url, api_key=choice.api_key,
-                     temperature=choice.llm_temperature,
-                     timeout=timeout, parallel_tool_calls=False)
+                     temperature=choice.llm_temperature, parallel_tool_calls=False)
     # pcm: raw 24 kHz audio, the least latency (no decoder) on both OpenAI and the local endpoint.
     tts = openai.TTS(model=choice.tts_model, voice=choice.tts_voice, base_url=choice.base_url,
                      api_key=choice.api_key, response_format="pcm")

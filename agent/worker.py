@@ -18,7 +18,7 @@ from livekit.plugins import silero
 
 from .assistant import PhoneAssistant
 from .business import BusinessProfile
-from .providers import build_plugins, check_credentials, choose_providers
+from .providers import build_plugins, check_credentials, choose_providers, session_connect_options
 
 log = logging.getLogger("agent")
 AGENT_NAME = os.environ.get("AGENT_NAME") or "phone-assistant"
@@ -94,7 +94,7 @@ async def warm_prompt_cache(providers, profile: BusinessProfile) -> None:
     _, llm, _ = build_plugins(providers)
     try:
         started = time.monotonic()
-        async with llm, AgentSession(llm=llm) as session:
+        async with llm, AgentSession(llm=llm, conn_options=session_connect_options()) as session:
             await session.start(PhoneAssistant(profile))
             await session.run(user_input="Hello")
         log.info("LLM prompt cache warmed in %.1f s", time.monotonic() - started)
@@ -127,7 +127,7 @@ async def phone_call(ctx: JobContext) -> None:
 
     stt, llm, tts = build_plugins(providers, profile.agent_language)
     session = AgentSession(
-        vad=ctx.proc.userdata["vad"], stt=stt, llm=llm, tts=tts,
+        vad=ctx.proc.userdata["vad"], stt=stt, llm=llm, tts=tts, conn_options=session_connect_options(),
         turn_handling={
             # The bundled offline detector, in every mode (dev/console would otherwise try LiveKit Cloud first).
             "turn_detection": inference.TurnDetector(version="v1-mini"),

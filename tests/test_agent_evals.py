@@ -12,7 +12,7 @@ from livekit.agents import AgentSession, llm
 
 from agent.assistant import NOT_ENDED, PhoneAssistant
 from agent.business import BusinessProfile
-from agent.providers import build_plugins, choose_providers
+from agent.providers import build_plugins, choose_providers, session_connect_options
 
 pytestmark = pytest.mark.models
 PROFILE = BusinessProfile(
@@ -27,7 +27,7 @@ async def session(local_endpoint):
     port = local_endpoint.rsplit(":", 1)[1].split("/")[0]
     # Greedy decoding: the same answer every run, so a failure means the agent changed, not the dice.
     _, model, _ = build_plugins(choose_providers({"LOCAL_OPENAI_PORT": port, "OPENAI_LLM_TEMPERATURE": "0"}))
-    async with model, AgentSession(llm=model) as session:
+    async with model, AgentSession(llm=model, conn_options=session_connect_options()) as session:
         await session.start(PhoneAssistant(PROFILE, caller_number="+15557770001"))
         yield session
 
@@ -99,7 +99,7 @@ async def test_a_keyed_openai_configuration_runs_the_same_code(local_endpoint):
                                "OPENAI_LLM_TEMPERATURE": "0"})
     assert choice.api_key == "sk-test" and choice.llm_model == "gpt-4o-mini"
     _, model, _ = build_plugins(choice)
-    async with model, AgentSession(llm=model) as session:
+    async with model, AgentSession(llm=model, conn_options=session_connect_options()) as session:
         await session.start(PhoneAssistant(PROFILE))
         result = await session.run(user_input="How much does a cleaning cost?")
     assert "90" in spoken(result) or "ninety" in spoken(result).lower(), spoken(result)
