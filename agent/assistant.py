@@ -10,7 +10,7 @@ from livekit import rtc
 from livekit.agents import Agent, ChatContext, ModelSettings, RunContext, function_tool, get_job_context, llm
 from livekit.agents.beta import EndCallTool
 
-from .business import BusinessProfile
+from .business import BusinessProfile, spoken_clock
 from .call_control import asks_question, caller_is_waiting, caller_says_goodbye, requested_tool
 
 log = logging.getLogger("agent")
@@ -184,6 +184,5 @@ class PhoneAssistant(Agent):
         except ZoneInfoNotFoundError:
             zone = ZoneInfo("UTC")
         now = datetime.now(zone)
-        clock = now.strftime("%I:%M %p").lstrip("0")
         state = self.profile.open_state(now) or f"Our hours are {self.profile.business_hours}."
-        return await tell(context, f"It's {clock} on {now.strftime('%A, %B')} {now.day} here. {state}")
+        return await tell(context, f"It's {spoken_clock(now)} on {now.strftime('%A, %B')} {now.day} here. {state}")

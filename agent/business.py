@@ -16,7 +16,8 @@ from pathlib import Path
 from opening_hours import OpeningHours
 
 
-def _clock(moment: datetime) -> str:
+def spoken_clock(moment: datetime) -> str:
+    """"9 AM", "5:30 PM": a time as it is said."""
     return moment.strftime("%I:%M %p").lstrip("0").replace(":00", "")
 
 
@@ -67,11 +68,11 @@ class BusinessProfile:
         local = now.replace(tzinfo=None)  # the library works in the business's local wall-clock time
         change = schedule.next_change(local)
         if schedule.is_open(local):
-            return f"We're open now, until {_clock(change)}." if change else "We're open now."
+            return f"We're open now, until {spoken_clock(change)}." if change else "We're open now."
         if change is None:
             return "We're closed."
         day = "today" if change.date() == local.date() else change.strftime("%A")
-        return f"We're closed right now; we open again {day} at {_clock(change)}."
+        return f"We're closed right now; we open again {day} at {spoken_clock(change)}."
 
     @property
     def greeting_text(self) -> str:
