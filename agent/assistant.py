@@ -61,18 +61,19 @@ class GuardedEndCallTool(EndCallTool):
     Its description is ours and short: every word of it is prefilled by a small CPU model.
     """
 
-    def __init__(self, farewell: str) -> None:
+    def __init__(self, farewell: str, english: bool = True) -> None:
         super().__init__(end_instructions=None)
         self._farewell = farewell
+        self._english = english  # the guards read English phrases; in other languages the model decides alone
         self._tools = [function_tool(self._end_call, name="end_call", description=END_CALL_DESCRIPTION)]
 
     async def _end_call(self, ctx: RunContext):
         last_user = next((m.text_content or "" for m in reversed(ctx.session.history.messages())
                           if m.role == "user"), "")
-        if caller_is_waiting(last_user):
+        if self._english and caller_is_waiting(last_user):
             log.info("end_call refused: the caller asked to wait (%r)", last_user)
             return await tell(ctx, WAIT_REPLY)
-        if not caller_says_goodbye(last_user):
+        if self._english and not caller_says_goodbye(last_user):
             # Small models hang up on a bare "Hello": only the caller's own goodbye ends the call.
             log.info("end_call refused: the caller did not say goodbye (%r)", last_user)
             return NOT_ENDED
@@ -127,7 +128,7 @@ class PhoneAssistant(Agent):
         super().__init__(
             instructions=instructions_for(profile),
             chat_ctx=context,
-            tools=[GuardedEndCallTool(profile.farewell_text)],
+            tools=[GuardedEndCallTool(profile.farewell_text, english=profile.agent_language.startswith("en"))],
         )
 
     def llm_node(self, chat_ctx: llm.ChatContext, tools: list[llm.Tool], model_settings: ModelSettings):
