@@ -34,7 +34,7 @@ def caller_says_goodbye(text: str) -> bool:
 
 
 def caller_is_waiting(text: str) -> bool:
-    return bool(WAIT_REQUEST.search(text)) and not GOODBYE.search(text)
+    return bool(WAIT_REQUEST.search(text)) and not caller_says_goodbye(text)
 
 
 def requested_tool(text: str) -> str | None:
@@ -43,7 +43,7 @@ def requested_tool(text: str) -> str | None:
         return None
     if HUMAN_REQUEST.search(text):
         return "transfer_to_human"
-    if GOODBYE.search(text):
+    if caller_says_goodbye(text):
         return "end_call"
     if TIME_QUESTION.search(text):  # a model without the clock makes the time up
         return "get_current_time"

@@ -9,9 +9,9 @@ from __future__ import annotations
 import json
 import re
 import uuid
+from dataclasses import dataclass
 
 import json_repair
-from dataclasses import dataclass
 
 # Qwen's own tag first; the small models also improvise the others.
 OPEN_TAGS = ("<tool_call>", "<tools>", "<tool>", "<function_call>", "<functioncall>")

@@ -650,8 +650,8 @@ def place_call_in_subprocess(options: CallOptions, timeout: float | None = None,
                              env: dict[str, str] | None = None, crash_retries: int = 1) -> CallResult:
     """Runs `place_call(options)` in a child process (pjsua2 allows one library per process); its result.
 
-    A child that dies without a result (a rare native crash inside pjsua2, seen about once in a few hundred
-    calls here) is run again, up to `crash_retries` times, and says so on stderr.
+    A child that dies without a result (a native crash inside pjsua2: rare, but seen once in 12 benchmark calls
+    on a loaded machine) is run again, up to `crash_retries` times, and says so on stderr.
     """
     for attempt in range(crash_retries + 1):
         proc = run_call_process(options, env)
