@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export HF_HUB_OFFLINE := 1
 
-.PHONY: run test install down status bench clean-cache
+.PHONY: run test install down status bench eval clean-cache
 
 $(VENV)/.installed: pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -39,6 +39,22 @@ bench: install
 	scripts/netns.sh sh -c 'PHONE_RUN_DIR=$(BENCH_RUN) $(PY) cli.py up && \
 	  PHONE_RUN_DIR=$(BENCH_RUN) $(PY) bench/calls.py --run-dir $(BENCH_RUN) $(BENCH_ARGS) --write docs/benchmarks.md; \
 	  status=$$?; PHONE_RUN_DIR=$(BENCH_RUN) $(PY) cli.py down; exit $$status'
+
+# The spoken evaluation: real SIP calls (PCMU only) in two caller voices against the bakery profile, on a stack of
+# its own in a namespace of its own; scores go to docs/quality.md. A quick look at one scenario, written nowhere:
+#   make eval EVAL_ARGS="--only hours-monday --voice piper"
+# The business keys are emptied so that a .env's BUSINESS_NAME or OPENING_HOURS cannot override the profile
+# (a non-empty key wins over BUSINESS_CONFIG), and SIP allow-lists and auth so that the softphone gets in.
+EVAL_RUN := $(CURDIR)/.run/eval
+EVAL_ARGS ?= --write docs/quality.md
+EVAL_ENV := PHONE_RUN_DIR=$(EVAL_RUN) BUSINESS_CONFIG=$(CURDIR)/tests/data/bakery.toml \
+  SIP_NUMBERS=+15550100 TRANSFER_NUMBER=+15550199 BUSINESS_NAME= BUSINESS_HOURS= OPENING_HOURS= \
+  BUSINESS_TIMEZONE= BUSINESS_FACTS= AGENT_LANGUAGE= GREETING= FAREWELL= \
+  SIP_ALLOWED_ADDRESSES= SIP_ALLOWED_NUMBERS= SIP_AUTH_USERNAME= SIP_AUTH_PASSWORD=
+eval: install
+	$(PY) -c 'from stack.binaries import ensure_debian_packages; ensure_debian_packages(["espeak-ng"])'
+	$(EVAL_ENV) scripts/netns.sh sh -c 'trap "$(PY) cli.py down" EXIT; trap "exit 130" INT TERM; \
+	  $(PY) cli.py up && $(PY) bench/spoken_eval.py $(EVAL_ARGS)'
 
 down:
 	$(PY) cli.py down
