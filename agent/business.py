@@ -13,7 +13,7 @@ from dataclasses import dataclass, fields
 from datetime import datetime
 from pathlib import Path
 
-from opening_hours import OpeningHours
+from opening_hours import OpeningHours, UnknownCountryError
 
 
 def spoken_clock(moment: datetime) -> str:
@@ -27,6 +27,7 @@ class BusinessProfile:
     business_hours: str = "Monday to Friday, 9 am to 5 pm"
     opening_hours: str = ""  # the same hours in OpenStreetMap syntax ("Mo-Fr 09:00-17:00"); empty: not known
     business_timezone: str = "UTC"
+    business_country: str = ""  # ISO code ("US", "GB"): which public holidays "PH" in opening_hours means; empty: unknown
     business_facts: str = ""
     transfer_number: str = ""
     agent_language: str = "en"
@@ -54,7 +55,10 @@ class BusinessProfile:
         if not self.opening_hours:
             return None
         try:
-            return OpeningHours(self.opening_hours)
+            return OpeningHours(self.opening_hours, country=self.business_country.upper() or None)
+        except UnknownCountryError:
+            raise ValueError(f"BUSINESS_COUNTRY={self.business_country!r} is not an ISO country code the opening-hours "
+                             f"library knows; write it like 'US' or 'GB'") from None
         except Exception as error:  # the library raises its own SyntaxError type, with a multi-line diagram
             reason = str(error).strip().splitlines()[-1].strip(" =")
             raise ValueError(f"OPENING_HOURS={self.opening_hours!r} is not OpenStreetMap opening_hours syntax "
