@@ -29,6 +29,8 @@ from stack.settings import StackSettings
 app = typer.Typer(help="Self-hosted AI phone assistant on LiveKit.", no_args_is_help=True, add_completion=False)
 sip_app = typer.Typer(help="Provision and inspect the inbound SIP trunk and dispatch rule.", no_args_is_help=True)
 app.add_typer(sip_app, name="sip")
+kb_app = typer.Typer(help="Check the business's knowledge base ([[faq]] entries).", no_args_is_help=True)
+app.add_typer(kb_app, name="kb")
 # Wide when piped (logs, tests), so tables keep whole IDs and paths.
 out = Console(width=None if sys.stdout.isatty() else 200)
 err = Console(stderr=True, width=None if sys.stderr.isatty() else 200)
@@ -259,6 +261,29 @@ def token(
     out.print(f"LIVEKIT_URL={settings.livekit_url}", highlight=False)
     out.print(f"room={room}  identity={identity}  valid for {ttl} min  agent={agent_name}", highlight=False)
     print(jwt)
+
+
+@kb_app.command("check")
+def kb_check(
+    file: Annotated[Optional[Path], typer.Argument(help="Business TOML file (default: BUSINESS_CONFIG from .env).")] = None,
+):
+    """Validate the [[faq]] entries: one line per problem, exit 1 if there is any."""
+    from agent.knowledge import KnowledgeError, read_entries, vocabulary_of
+
+    if file is None:
+        if not (configured := Context.settings().env_for_processes().get("BUSINESS_CONFIG")):
+            err.print("[red]error:[/] no file: pass one, or set BUSINESS_CONFIG in .env", highlight=False)
+            raise typer.Exit(1)
+        file = Path(configured)
+    try:
+        entries = read_entries(file)
+    except KnowledgeError as error:
+        for problem in error.problems:
+            err.print(escape(problem), highlight=False, soft_wrap=True)
+        raise typer.Exit(1)
+    out.print(f"{escape(str(file))}: {len(entries)} entries OK", highlight=False)
+    if vocabulary := vocabulary_of(entries):
+        out.print(f"speech-to-text vocabulary: {escape(', '.join(vocabulary))}", highlight=False, soft_wrap=True)
 
 
 # The test softphone (sip/call_command.py).

@@ -1,0 +1,276 @@
+"""The business's knowledge base: `[[faq]]` entries (question variants and one spoken answer) in the business TOML
+file, and the entries relevant to a caller's turn, found by sentence embeddings.
+
+    [[faq]]
+    id = "custom-cake-price"                 # optional; default "faq-<n>"
+    questions = ["How much is a custom cake?", "What do you charge for a birthday cake?"]
+    answer = "Custom cakes start at 45 dollars for a 6-inch cake; order two days ahead."
+    keywords = ["custom cake", "6-inch"]     # optional: words the speech-to-text should know
+
+The older BUSINESS_FACTS string still works: each ";"-separated fact becomes an entry that is its own question.
+
+Relevance (measured on tests/data/bakery_facts_eval.csv, see tests/test_knowledge.py): an entry's similarity to the
+caller's words is the mean of three views (its best question variant, its answer, and all of it as one passage),
+and its relevance is that similarity minus the caller's mean similarity to the other entries. The subtraction
+is what tells "a question this entry answers" from "a question about the same shop that no entry answers": e5's
+cosines sit between 0.8 and 0.9 for any two sentences about cakes, so a fixed cosine threshold cannot.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+MAX_ANSWER_WORDS = 60  # about 20 seconds of speech: longer, and callers interrupt or forget the start
+ENTRY_KEYS = {"id", "questions", "answer", "keywords"}
+
+
+class Embedder(Protocol):
+    def query(self, texts: list[str]) -> np.ndarray: ...
+    def passage(self, texts: list[str]) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class Entry:
+    id: str
+    questions: tuple[str, ...]
+    answer: str
+    keywords: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Match:
+    entry: Entry
+    score: float  # relevance: similarity above the caller's mean similarity to the other entries
+
+
+@dataclass(frozen=True)
+class RetrievalOptions:
+    # Chosen on the bakery evaluation set (tests/test_knowledge.py prints the sweep): at 0.040, 90% of the answerable
+    # questions got the right entry first and 94% of the unanswerable ones got nothing.
+    threshold: float = 0.040
+    # An entry's baseline is the caller's mean similarity to the *other* entries, shrunk toward this typical value as
+    # if there were `background_weight` more of them, so that a knowledge base of two facts still has a sane one.
+    background_similarity: float = 0.80
+    background_weight: float = 4.0
+
+
+class KnowledgeError(ValueError):
+    """The knowledge base has problems; `problems` holds one actionable line each."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+def read_entries(path: str | Path) -> list[Entry]:
+    """The `[[faq]]` entries of a business TOML file (none: an empty list); KnowledgeError lists every problem."""
+    path = Path(path).expanduser()
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise KnowledgeError([f"{path}: no such file"]) from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise KnowledgeError([f"{path}: cannot read it ({error})"]) from None
+    except tomllib.TOMLDecodeError as error:  # its message ends "(at line 7, column 12)"
+        raise KnowledgeError([f"{path}: TOML syntax error: {error}"]) from None
+    entries, problems = parse_entries(data.get("faq", []), source=str(path))
+    if problems:
+        raise KnowledgeError(problems)
+    return entries
+
+
+def parse_entries(tables: object, *, source: str) -> tuple[list[Entry], list[str]]:
+    """Entries from the parsed `faq` array, and one line per problem ("<source>: [[faq]] entry 3 ...")."""
+    if not isinstance(tables, list) or not all(isinstance(table, dict) for table in tables):
+        return [], [f"{source}: 'faq' must be a list of [[faq]] tables, each with questions = [...] and answer = \"...\""]
+    entries: list[Entry] = []
+    problems: list[str] = []
+    ids_seen: dict[str, int] = {}
+    questions_seen: dict[str, int] = {}
+    for number, table in enumerate(tables, start=1):
+        entry_id = table.get("id", f"faq-{number}")
+        where = f"{source}: [[faq]] entry {number}" + (f" (id {entry_id!r})" if "id" in table else "")
+        problem_count = len(problems)
+
+        def problem(text: str) -> None:
+            problems.append(f"{where}: {text}")
+
+        if unknown := sorted(set(table) - ENTRY_KEYS):
+            problem(f"unknown key {', '.join(map(repr, unknown))}; an entry has only id, questions, answer, keywords")
+        if not isinstance(entry_id, str) or not entry_id.strip():
+            problem("id must be a non-empty string, like id = \"parking\"")
+        elif entry_id in ids_seen:
+            problem(f"duplicate id {entry_id!r} (entry {ids_seen[entry_id]} has it too); give each entry its own id")
+        else:
+            ids_seen[entry_id] = number
+
+        answer = table.get("answer")
+        if not isinstance(answer, str) or not answer.strip():
+            problem("missing or empty answer; add answer = \"what the assistant should say\"")
+        elif (words := len(answer.split())) > MAX_ANSWER_WORDS:
+            problem(f"the answer is {words} words, too long to say on the phone; keep it to {MAX_ANSWER_WORDS} "
+                    "or split it into two entries")
+
+        questions = table.get("questions")
+        if not _string_list(questions) or not any(question.strip() for question in questions):
+            problem("no questions; add questions = [\"How might a caller ask this?\", ...]")
+            questions = []
+        elif any(not question.strip() for question in questions):
+            problem("a question is empty; remove the \"\" from questions")
+        for question in questions:
+            key = _normalised(question)
+            if key and key in questions_seen:
+                other = questions_seen[key]
+                problem(f"duplicate question {question!r} (entry {other} has it too); keep it in one entry only")
+            elif key:
+                questions_seen[key] = number
+
+        keywords = table.get("keywords", [])
+        if not _string_list(keywords):
+            problem("keywords must be a list of strings, like keywords = [\"sourdough\", \"Birch Lane\"]")
+            keywords = []
+
+        if len(problems) == problem_count:
+            entries.append(Entry(id=entry_id.strip(), answer=" ".join(answer.split()),
+                                 questions=tuple(q.strip() for q in questions if q.strip()),
+                                 keywords=tuple(k.strip() for k in keywords if k.strip())))
+    return entries, problems
+
+
+def entries_from_facts(text: str) -> list[Entry]:
+    """BUSINESS_FACTS: each ";"-separated fact is an entry that answers questions like itself."""
+    facts = [" ".join(fact.split()) for fact in text.split(";")]
+    return [Entry(id=f"fact-{number}", questions=(fact,), answer=fact)
+            for number, fact in enumerate(filter(None, facts), start=1)]
+
+
+class KnowledgeBase:
+    """Entries embedded once at construction; `search` finds those relevant to what the caller said."""
+
+    def __init__(self, entries: Sequence[Entry], *, embedder: Embedder | None = None,
+                 options: RetrievalOptions = RetrievalOptions()) -> None:
+        self.entries = tuple(entries)
+        self.options = options
+        if embedder is None and self.entries:
+            from .embeddings import shared_embedder
+
+            embedder = shared_embedder()
+        self._embedder = embedder
+        if not self.entries:
+            return
+        questions = [question for entry in self.entries for question in entry.questions]
+        # The question variants are embedded as queries: caller-to-variant is question-to-question, a symmetric task.
+        self._question_vectors = embedder.query(questions)
+        self._question_starts = np.cumsum([0] + [len(entry.questions) for entry in self.entries[:-1]])
+        self._answer_vectors = embedder.passage([entry.answer for entry in self.entries])
+        self._entry_vectors = embedder.passage([" ".join((*entry.questions, entry.answer)) for entry in self.entries])
+
+    @classmethod
+    def load(cls, path: str | Path, *, facts: str = "", embedder: Embedder | None = None,
+             options: RetrievalOptions = RetrievalOptions()) -> KnowledgeBase:
+        """The `[[faq]]` entries of a business TOML file, plus BUSINESS_FACTS items if given."""
+        return cls([*read_entries(path), *entries_from_facts(facts)], embedder=embedder, options=options)
+
+    @classmethod
+    def from_facts(cls, text: str, *, embedder: Embedder | None = None,
+                   options: RetrievalOptions = RetrievalOptions()) -> KnowledgeBase:
+        return cls(entries_from_facts(text), embedder=embedder, options=options)
+
+    @classmethod
+    def for_business(cls, env: Mapping[str, str], *, embedder: Embedder | None = None) -> KnowledgeBase:
+        """What a business configured: BUSINESS_CONFIG's `[[faq]]` entries and BUSINESS_FACTS (either may be absent)."""
+        facts = env.get("BUSINESS_FACTS", "")
+        if config_file := env.get("BUSINESS_CONFIG"):
+            if not facts:  # the TOML's own business_facts key, as BusinessProfile reads it
+                facts = str(_toml_value(config_file, "business_facts") or "")
+            return cls.load(config_file, facts=facts, embedder=embedder)
+        return cls.from_facts(facts, embedder=embedder)
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def relevance(self, query_vector: np.ndarray) -> np.ndarray:
+        """Each entry's relevance to the caller's (query-embedded) words; the threshold applies to these."""
+        if not self.entries:
+            return np.zeros(0, dtype=np.float32)
+        query_vector = np.asarray(query_vector, dtype=np.float32).reshape(-1)
+        best_question = np.maximum.reduceat(self._question_vectors @ query_vector, self._question_starts)
+        similarity = (best_question + self._answer_vectors @ query_vector + self._entry_vectors @ query_vector) / 3
+        options = self.options
+        others = similarity.sum() - similarity
+        background = ((others + options.background_weight * options.background_similarity)
+                      / (len(similarity) - 1 + options.background_weight))
+        return similarity - background
+
+    def search(self, text: str, *, limit: int = 3, query_vector: np.ndarray | None = None) -> list[Match]:
+        """The entries above the relevance threshold, most relevant first. Pass `query_vector` (the turn's
+        `Embedder.query` vector of `text`) when it is already computed, to save embedding it again."""
+        if not self.entries or limit <= 0:
+            return []
+        if query_vector is None:
+            if not text.strip():
+                return []
+            query_vector = self._embedder.query([text])[0]
+        scores = self.relevance(query_vector)
+        ranked = np.argsort(-scores, kind="stable")[:limit]
+        return [Match(entry=self.entries[i], score=float(scores[i]))
+                for i in ranked if scores[i] >= self.options.threshold]
+
+    def vocabulary(self) -> list[str]:
+        """Distinctive words for the speech-to-text prompt: the entries' keywords, then the names in the answers
+        ("Birch Lane", "Apple Pay"); case-insensitively unique, in order."""
+        return vocabulary_of(self.entries)
+
+
+def vocabulary_of(entries: Sequence[Entry]) -> list[str]:
+    terms = [keyword for entry in entries for keyword in entry.keywords]
+    terms += [name for entry in entries for name in _names(entry.answer)]
+    unique: list[str] = []
+    for term in terms:  # "Mill" adds nothing after "Mill Street"
+        if not any(re.search(rf"\b{re.escape(term)}\b", kept, re.IGNORECASE) for kept in unique):
+            unique.append(term)
+    return unique
+
+
+# Capitalised words that are not names.
+_COMMON = {"i", "we", "our", "you", "your", "yes", "no", "am", "pm", "a", "an", "the", "and", "or", "it", "please",
+           "monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday", "mondays", "tuesdays",
+           "wednesdays", "thursdays", "fridays", "saturdays", "sundays"}
+
+
+def _names(text: str) -> list[str]:
+    """Runs of capitalised words that do not start a sentence: "Lakeside Park", "Apple Pay", "Google Pay"."""
+    names = []
+    for sentence in re.split(r"(?<=[.!?;:])\s+", text):
+        # A comma ends a name ("Trek, Cannondale"); the sentence's first word is capitalised anyway.
+        words = re.findall(r"[A-Za-z][\w'&-]*|,", sentence)[1:]
+        run: list[str] = []
+        for word in [*words, ""]:
+            if word[:1].isupper() and word.casefold() not in _COMMON:
+                run.append(word)
+            elif run:
+                names.append(" ".join(run))
+                run = []
+    return names
+
+
+def _normalised(question: str) -> str:
+    return " ".join(re.findall(r"\w+", question.casefold()))
+
+
+def _string_list(value: object) -> bool:
+    return isinstance(value, list) and all(isinstance(item, str) for item in value)
+
+
+def _toml_value(path: str | Path, key: str) -> object:
+    try:
+        return tomllib.loads(Path(path).expanduser().read_text(encoding="utf-8")).get(key)
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return None  # read_entries reports the file's problem
