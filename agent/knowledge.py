@@ -89,7 +89,8 @@ def read_entries(path: str | Path) -> list[Entry]:
 def parse_entries(tables: object, *, source: str) -> tuple[list[Entry], list[str]]:
     """Entries from the parsed `faq` array, and one line per problem ("<source>: [[faq]] entry 3 ...")."""
     if not isinstance(tables, list) or not all(isinstance(table, dict) for table in tables):
-        return [], [f"{source}: 'faq' must be a list of [[faq]] tables, each with questions = [...] and answer = \"...\""]
+        return [], [f"{source}: 'faq' must be a list of [[faq]] tables, "
+                    "each with questions = [...] and answer = \"...\""]
     entries: list[Entry] = []
     problems: list[str] = []
     ids_seen: dict[str, int] = {}
