@@ -1,37 +1,33 @@
-"""The phone assistant: what it says and the tools it may use."""
+"""The phone assistant: its persona and its tools. What each caller turn calls for is decided in `turn_policy`."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from datetime import datetime
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+import uuid
 
 from livekit import rtc
 from livekit.agents import Agent, ChatContext, ModelSettings, RunContext, function_tool, get_job_context, llm
 from livekit.agents.beta import EndCallTool
 
-from .business import BusinessProfile, spoken_clock
-from .call_control import asks_question, caller_is_waiting, caller_says_goodbye, requested_tool
+from .business import BusinessProfile
+from .small_model import recent_window
+from .turn_policy import Act, Answer, Say, Turn, TurnPolicy, facts_message
 
 log = logging.getLogger("agent")
 
 INSTRUCTIONS = """You are the receptionist of {business_name}, on a phone call.
 Answer in one or two short spoken sentences. No markdown, lists or emoji.
-Facts:
-- Opening hours: {business_hours} ({business_timezone} time).
-{facts}If you don't know, say so and offer a transfer to a colleague. Never invent facts.
-When the caller says goodbye, call end_call. When they ask for a person, call transfer_to_human.
+Answer only from the facts given with the caller's question. If they don't answer it, say you don't know.
+Never invent prices, availability, hours or policies.
 Language: {agent_language}."""
 
-END_CALL_DESCRIPTION = (
-    "End the phone call. Use it only after the caller says goodbye or asks to end the call. "
-    "Never use it when the caller asks you to hold on or wait."
-)
+END_CALL_DESCRIPTION = "End the phone call after the caller says goodbye."
+NOT_ENDED = "The call goes on."
 
 
 def instructions_for(profile: BusinessProfile) -> str:
-    facts = "".join(f"- {line.strip()}\n" for line in profile.business_facts.split(";") if line.strip())
-    return INSTRUCTIONS.format(facts=facts, **profile.__dict__)
+    return INSTRUCTIONS.format(business_name=profile.business_name, agent_language=profile.agent_language)
 
 
 def sip_caller(room: rtc.Room | None) -> rtc.RemoteParticipant | None:
@@ -41,123 +37,85 @@ def sip_caller(room: rtc.Room | None) -> rtc.RemoteParticipant | None:
                  if p.kind == rtc.ParticipantKind.PARTICIPANT_KIND_SIP), None)
 
 
-WAIT_REPLY = "Sure, take your time. I'll stay on the line."
-NOT_ENDED = "The call goes on."
-WAIT_INSTRUCTION = f'The caller asked you to wait. Reply to them, for example "{WAIT_REPLY}"'
+def conversation_of(chat_ctx: llm.ChatContext) -> list[Turn]:
+    return [Turn(item.role, item.text_content or "") for item in chat_ctx.items
+            if isinstance(item, llm.ChatMessage) and item.role in ("user", "assistant")]
 
 
 async def tell(context: RunContext, sentence: str) -> llm.ToolResult:
-    """Speaks a tool's fixed answer at once and asks the LLM for no reply: on a CPU that round trip takes
-    seconds, and small models garble or repeat what they are given."""
+    """Speaks a tool's fixed answer at once and asks the LLM for no reply."""
     await context.session.say(sentence, allow_interruptions=False).wait_for_playout()
     return llm.ToolResult(sentence, reply_required=False)
 
 
 class GuardedEndCallTool(EndCallTool):
-    """LiveKit's end-call tool (end the session, then delete the room, which hangs up a phone caller), refusing
-    when the caller only asked to wait. It speaks a fixed farewell itself rather than asking the LLM for one:
-    on a CPU that round trip takes seconds while the caller waits to be let go.
+    """LiveKit's end-call tool (end the session, then delete the room, which hangs up a phone caller), run only when
+    the turn policy allows it, whichever model asked. It speaks a fixed farewell itself."""
 
-    Its description is ours and short: every word of it is prefilled by a small CPU model.
-    """
-
-    def __init__(self, farewell: str, english: bool = True) -> None:
+    def __init__(self, *, farewell: str, policy: TurnPolicy) -> None:
         super().__init__(end_instructions=None)
         self._farewell = farewell
-        self._english = english  # the guards read English phrases; in other languages the model decides alone
+        self._policy = policy
         self._tools = [function_tool(self._end_call, name="end_call", description=END_CALL_DESCRIPTION)]
 
     async def _end_call(self, ctx: RunContext):
-        last_user = next((m.text_content or "" for m in reversed(ctx.session.history.messages())
-                          if m.role == "user"), "")
-        if self._english and caller_is_waiting(last_user):
-            log.info("end_call refused: the caller asked to wait (%r)", last_user)
-            return await tell(ctx, WAIT_REPLY)
-        if self._english and not caller_says_goodbye(last_user):
-            # Small models hang up on a bare "Hello": only the caller's own goodbye ends the call.
-            log.info("end_call refused: the caller did not say goodbye (%r)", last_user)
+        verdict = self._policy.allows("end_call", conversation_of(ctx.session.history))
+        if isinstance(verdict, Say):
+            return await tell(ctx, verdict.text)
+        if not isinstance(verdict, Act):
+            log.info("end_call refused: the caller's intent is %s", verdict.intent.name)
             return NOT_ENDED
         await ctx.session.say(self._farewell, allow_interruptions=False).wait_for_playout()
         return await super()._end_call(ctx)
 
 
-# A long call's conversation is cut back from MAX_ITEMS to the last KEEP_ITEMS items, in steps, so it fits a small
-# local model's context (4096 tokens) and the prompt's cached prefix changes only once every few turns.
-MAX_ITEMS, KEEP_ITEMS = 40, 20
-
-
-def recent_window(chat_ctx: llm.ChatContext) -> llm.ChatContext:
-    """The instructions plus the recent conversation. The cut moves every MAX_ITEMS - KEEP_ITEMS items, not
-    every turn, and never leaves a tool result without its call."""
-    items = chat_ctx.items
-    head = 1 if items and isinstance(items[0], llm.ChatMessage) and items[0].role in ("system", "developer") else 0
-    body = items[head:]
-    if len(body) < MAX_ITEMS:
-        return chat_ctx
-    step = MAX_ITEMS - KEEP_ITEMS
-    start = (len(body) - KEEP_ITEMS) // step * step
-    while start < len(body) and not isinstance(body[start], llm.ChatMessage):
-        start += 1
-    kept = chat_ctx.copy()
-    kept.items = items[:head] + body[start:]
-    return kept
-
-
-def without_refused_calls(chat_ctx: llm.ChatContext) -> llm.ChatContext:
-    """The conversation without the end_call attempts the tool refused. The model then answers the caller's
-    words as if it had never tried (small models read a refusal out, or try again)."""
-    refused = {item.call_id for item in chat_ctx.items
-               if isinstance(item, llm.FunctionCallOutput) and item.output == NOT_ENDED}
-    if not refused:
-        return chat_ctx
-    kept = chat_ctx.copy()
-    kept.items = [item for item in kept.items
-                  if not (isinstance(item, (llm.FunctionCall, llm.FunctionCallOutput)) and item.call_id in refused)]
-    return kept
-
-
 class PhoneAssistant(Agent):
-    def __init__(self, profile: BusinessProfile, caller_number: str | None = None) -> None:
+    def __init__(self, profile: BusinessProfile, policy: TurnPolicy, caller_number: str | None = None) -> None:
         self.profile = profile
+        self.policy = policy
         self.caller_number = caller_number
         # Per-call context goes in its own message, after the shared instructions, so the local LLM's cached
         # prompt prefix (instructions + tools) stays the same for every call.
         context = ChatContext.empty()
         if caller_number:
             context.add_message(role="system", content=f"The caller is calling from {caller_number}.")
-        super().__init__(
-            instructions=instructions_for(profile),
-            chat_ctx=context,
-            tools=[GuardedEndCallTool(profile.farewell_text, english=profile.agent_language.startswith("en"))],
-        )
+        super().__init__(instructions=instructions_for(profile), chat_ctx=context,
+                         tools=[GuardedEndCallTool(farewell=profile.farewell_text, policy=policy)])
 
-    def llm_node(self, chat_ctx: llm.ChatContext, tools: list[llm.Tool], model_settings: ModelSettings):
-        chat_ctx = recent_window(chat_ctx)
+    async def llm_node(self, chat_ctx: llm.ChatContext, tools: list[llm.Tool], model_settings: ModelSettings):
         last = chat_ctx.items[-1] if chat_ctx.items else None
-        if isinstance(last, llm.FunctionCallOutput):
-            # One action per caller turn: after a tool's result comes the spoken answer. Small models otherwise
-            # call the same tool again until livekit-agents' step limit.
-            model_settings.tool_choice = "none"
-        elif isinstance(last, llm.ChatMessage) and last.role == "user":
-            text = last.text_content or ""
-            if tool := requested_tool(text):
-                model_settings.tool_choice = {"type": "function", "function": {"name": tool}}
-            elif caller_is_waiting(text):  # "hold on" asks for words only; small models hang up or transfer here
-                model_settings.tool_choice = "none"
-                if not asks_question(text):
-                    chat_ctx = chat_ctx.copy()
-                    chat_ctx.add_message(role="system", content=WAIT_INSTRUCTION)
-        chat_ctx = without_refused_calls(chat_ctx)
-        return Agent.default.llm_node(self, chat_ctx, tools, model_settings)
+        decision = None
+        if isinstance(last, llm.ChatMessage) and last.role == "user":
+            decision = await asyncio.to_thread(self.policy.decide, conversation_of(chat_ctx))
+        if isinstance(decision, Act):
+            yield llm.ChatChunk(id=f"policy-{uuid.uuid4().hex[:12]}", delta=llm.ChoiceDelta(
+                role="assistant", tool_calls=[llm.FunctionToolCall(
+                    name=decision.tool, arguments="{}", call_id=f"call_{uuid.uuid4().hex[:24]}")]))
+            return
+        if isinstance(decision, Say):
+            yield decision.text
+            return
+        chat_ctx = recent_window(chat_ctx)
+        if isinstance(decision, Answer):
+            chat_ctx = chat_ctx.copy()
+            chat_ctx.add_message(role="system", content=facts_message(decision.facts))
+        # Actions are the turn policy's alone; the model only talks.
+        model_settings.tool_choice = "none"
+        async for chunk in Agent.default.llm_node(self, chat_ctx, tools, model_settings):
+            yield chunk
 
     @function_tool
-    async def transfer_to_human(self, context: RunContext) -> llm.ToolResult:
-        """Transfer the caller to a human colleague. Use it when the caller asks for a person, a human, an
-        operator, a manager, or someone else to talk to."""
+    async def transfer_to_human(self, context: RunContext) -> llm.ToolResult | str:
+        """Transfer the caller to a human colleague."""
+        verdict = self.policy.allows("transfer_to_human", conversation_of(context.session.history))
+        if isinstance(verdict, Say):
+            return await tell(context, verdict.text)
+        if not isinstance(verdict, Act):
+            return NOT_ENDED
         number = self.profile.transfer_number
         if not number:
             return await tell(context, "I'm sorry, no colleague can take calls right now. I can help you myself, "
-                                       "or take a message.")
+                                       "or you can call back during our opening hours.")
         try:
             job = get_job_context()
         except RuntimeError:
@@ -172,18 +130,11 @@ class PhoneAssistant(Agent):
             await job.transfer_sip_participant(caller, target)
         except Exception as error:  # the carrier refused the REFER, say
             log.warning("transfer to %s failed: %s", target, error)
-            return await tell(context, "I'm sorry, the transfer didn't go through. I can take a message instead.")
+            return await tell(context, "I'm sorry, the transfer didn't go through. Please call back in a little while.")
         log.info("transferred %s to %s", caller.identity, target)
         return llm.ToolResult("The caller has been transferred.", reply_required=False)
 
     @function_tool
     async def get_current_time(self, context: RunContext) -> llm.ToolResult:
-        """The current date and time where the business is. Use it when the caller asks the time or the
-        date, or whether the business is open right now."""
-        try:
-            zone = ZoneInfo(self.profile.business_timezone)
-        except ZoneInfoNotFoundError:
-            zone = ZoneInfo("UTC")
-        now = datetime.now(zone)
-        state = self.profile.open_state(now) or f"Our hours are {self.profile.business_hours}."
-        return await tell(context, f"It's {spoken_clock(now)} on {now.strftime('%A, %B')} {now.day} here. {state}")
+        """The current date and time where the business is, and whether it is open now."""
+        return await tell(context, self.policy.clock_sentence())

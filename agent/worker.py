@@ -18,6 +18,7 @@ from livekit.plugins import silero
 
 from .assistant import PhoneAssistant
 from .business import BusinessProfile
+from .turn_policy import TurnPolicy
 from .providers import build_plugins, check_credentials, choose_providers, session_connect_options
 
 log = logging.getLogger("agent")
@@ -66,7 +67,9 @@ def prewarm(proc: JobProcess) -> None:
     if proc.userdata["provider_problem"]:
         log.error("%s", proc.userdata["provider_problem"])
         return
-    profile = BusinessProfile.load()
+    policy = TurnPolicy.load()  # the intent classifier and the knowledge base, trained and embedded once
+    log.info(policy.describe())
+    profile = policy.profile
     build_plugins(providers)  # imports the plugin modules now (over a second), not on the first call
     # The greeting never changes: synthesize it once, so a call hears it without waiting for TTS.
     try:
@@ -95,7 +98,7 @@ async def warm_prompt_cache(providers, profile: BusinessProfile) -> None:
     try:
         started = time.monotonic()
         async with llm, AgentSession(llm=llm, conn_options=session_connect_options()) as session:
-            await session.start(PhoneAssistant(profile))
+            await session.start(PhoneAssistant(profile, TurnPolicy.load()))
             await session.run(user_input="Hello")
         log.info("LLM prompt cache warmed in %.1f s", time.monotonic() - started)
     except Exception as error:  # only an optimisation: the call works without it
@@ -107,7 +110,8 @@ server.setup_fnc = prewarm
 
 @server.rtc_session(agent_name=AGENT_NAME, on_request=admit_call)
 async def phone_call(ctx: JobContext) -> None:
-    profile = BusinessProfile.load()
+    policy = TurnPolicy.load()
+    profile = policy.profile
     providers = ctx.proc.userdata["providers"]
     await ctx.connect()
     participant = await ctx.wait_for_participant()
@@ -125,7 +129,7 @@ async def phone_call(ctx: JobContext) -> None:
         await apologize_and_hang_up(ctx, BUSY, "all lines busy")
         return
 
-    stt, llm, tts = build_plugins(providers, profile.agent_language)
+    stt, llm, tts = build_plugins(providers, profile.agent_language, stt_prompt=policy.transcription_prompt())
     session = AgentSession(
         vad=ctx.proc.userdata["vad"], stt=stt, llm=llm, tts=tts, conn_options=session_connect_options(),
         turn_handling={
@@ -138,7 +142,7 @@ async def phone_call(ctx: JobContext) -> None:
     )
     session.on("conversation_item_added", log_turn_metrics)
     # When the caller hangs up (or the web user leaves), delete the room: the job ends and the worker is free.
-    await session.start(agent=PhoneAssistant(profile, caller_number), room=ctx.room,
+    await session.start(agent=PhoneAssistant(profile, policy, caller_number), room=ctx.room,
                         room_options=room_io.RoomOptions(delete_room_on_close=True))
     # A fixed greeting needs no LLM round trip, and its audio is ready, so the caller hears us at once.
     greeting = ctx.proc.userdata.get("greeting")

@@ -192,6 +192,12 @@ LOCAL_OPENAI = Component(
     health_timeout=600.0,  # the first start assembles and verifies the LLM (about 1 GB)
 )
 
+def _prepare_agent_models() -> None:
+    from agent.intents import prepare_exemplar_embeddings  # imported here: the CLI needs no model code otherwise
+
+    prepare_exemplar_embeddings()
+
+
 AGENT = Component(
     name="agent",
     ports=lambda s: {s.agent_http_port: "AGENT_HTTP_PORT"},
@@ -202,6 +208,7 @@ AGENT = Component(
     healthy=lambda s: _http_ok(f"http://{LOOPBACK}:{s.agent_http_port}/")
     and _logged_since_start(s, "agent", "registered worker"),
     version=lambda s: _package_version("livekit-agents"),
+    install=_prepare_agent_models,
     health_timeout=120.0,
     supervised=True,
     wants=("livekit-server",),

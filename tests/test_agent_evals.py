@@ -1,39 +1,56 @@
-"""Text-mode evals of the phone assistant against the real local LLM (through the local endpoint).
+"""Text-mode evals of the whole assistant (turn policy + real local LLM through the local endpoint), written as LiveKit's
+agent-starter evals: `session.run(user_input=...)` and RunResult assertions.
 
-Written as LiveKit's agent-starter evals: `session.run(user_input=...)` and RunResult assertions.
+The profile is the bakery test profile (tests/data/bakery.toml), not the default one.
 """
 
 from __future__ import annotations
 
+import csv
 import re
+from datetime import datetime
+from pathlib import Path
 
 import pytest
 from livekit.agents import AgentSession, llm
 
-from agent.assistant import NOT_ENDED, PhoneAssistant
+from agent.assistant import PhoneAssistant
 from agent.business import BusinessProfile
+from agent.intents import read_labelled
 from agent.providers import build_plugins, choose_providers, session_connect_options
+from agent.turn_policy import ASK_END, ASK_TRANSFER, TurnPolicy
 
 pytestmark = pytest.mark.models
-PROFILE = BusinessProfile(
-    business_name="Harbor Dental", business_hours="Monday to Friday, 9 am to 5 pm", opening_hours="Mo-Fr 09:00-17:00",
-    business_timezone="America/New_York", transfer_number="+15550199",
-    business_facts="A cleaning costs 90 dollars; The office is at 12 Harbor Street",
-)
+DATA = Path(__file__).parent / "data"
+BAKERY = DATA / "bakery.toml"
+ENV = {"BUSINESS_CONFIG": str(BAKERY)}
+PROFILE = BusinessProfile.load(ENV)
+# A Saturday afternoon in the bakery's zone: the hours answers below are computed for this moment.
+SATURDAY = datetime(2026, 11, 28, 15, 30)
+
+
+def fixed_clock(zone):
+    return SATURDAY.replace(tzinfo=zone)
+
+
+@pytest.fixture(scope="module")
+def policy():
+    return TurnPolicy.load(ENV, now=fixed_clock)
 
 
 @pytest.fixture
-async def session(local_endpoint):
+async def session(local_endpoint, policy):
     port = local_endpoint.rsplit(":", 1)[1].split("/")[0]
     # Greedy decoding: the same answer every run, so a failure means the agent changed, not the dice.
     _, model, _ = build_plugins(choose_providers({"LOCAL_OPENAI_PORT": port, "OPENAI_LLM_TEMPERATURE": "0"}))
     async with model, AgentSession(llm=model, conn_options=session_connect_options()) as session:
-        await session.start(PhoneAssistant(PROFILE, caller_number="+15557770001"))
+        await session.start(PhoneAssistant(PROFILE, policy, caller_number="+15557770001"))
         yield session
 
 
-def function_calls(result) -> list[str]:
-    return [e.item.name for e in result.events if isinstance(e.item, llm.FunctionCall)]
+def executed_calls(result) -> list[str]:
+    return [e.item.name for e in result.events if isinstance(e.item, llm.FunctionCallOutput)
+            and e.item.output != "The call goes on."]
 
 
 def spoken(result) -> str:
@@ -41,58 +58,92 @@ def spoken(result) -> str:
                     if isinstance(e.item, llm.ChatMessage) and e.item.role == "assistant")
 
 
+def labelled(*categories: str) -> list[tuple[str, str]]:
+    with (DATA / "caller_intents.csv").open(newline="") as handle:
+        return [(row["utterance"], row["intent"]) for row in csv.DictReader(handle) if row["category"] in categories]
+
+
 def test_greeting_names_the_business():
-    assert "Harbor Dental" in PROFILE.greeting_text
-    assert BusinessProfile().greeting_text.startswith("Thanks for calling Example Company")
+    assert "Lakeside Bakery" in PROFILE.greeting_text
 
 
 async def test_answers_a_hello_briefly_and_without_markdown(session):
-    result = await session.run(user_input="Hello? Is this the dentist?")
-    result.expect.next_event().is_message(role="assistant")
+    result = await session.run(user_input="Hello? Is this the bakery?")
     text = spoken(result)
     assert text and len(text.split()) <= 45, text
     assert not re.search(r"[*#`_\[\]]|^\s*-\s", text), text
+    assert executed_calls(result) == []
 
 
-@pytest.mark.parametrize("words", ["Hello", "Hi there", "Hello, I need a cleaning."])
-async def test_a_greeting_never_ends_the_call(session, words):
-    """The 0.5B model calls end_call on a bare hello; the tool refuses, and the caller hears an answer."""
+@pytest.mark.parametrize(("words", "intent"), labelled("goodbye", "person", "negation", "idiom", "hold", "mixed"))
+async def test_the_labelled_set_end_to_end(session, words, intent):
+    """Over the labelled set's trigger-word categories: a call ends or is transferred only when the caller meant it;
+    when the caller meant it, the assistant acts, or asks first."""
     result = await session.run(user_input=words)
-    assert not any(isinstance(e.item, llm.FunctionCallOutput) and e.item.name == "end_call"
-                   and e.item.output != NOT_ENDED for e in result.events), result.events
-    assert spoken(result).strip() and NOT_ENDED not in spoken(result), result.events
+    calls, text = executed_calls(result), spoken(result)
+    wanted = {"end_call": "end_call", "transfer": "transfer_to_human"}.get(intent)
+    assert [c for c in calls if c in ("end_call", "transfer_to_human")] in ([wanted] if wanted else [], [])
+    if wanted and not calls:
+        assert (ASK_END if wanted == "end_call" else ASK_TRANSFER) in text, (words, text)
+    assert text.strip(), result.events
 
 
-async def test_goodbye_ends_the_call(session):
-    result = await session.run(user_input="That's everything, thank you. Goodbye!")
-    result.expect.contains_function_call(name="end_call")
+async def test_a_confirmed_goodbye_ends_the_call(session):
+    """An unsure goodbye is asked about; "yes" then ends the call."""
+    first = await session.run(user_input="ok I think that's it then")
+    if executed_calls(first) == ["end_call"]:
+        return  # confident enough to act at once
+    assert ASK_END in spoken(first), spoken(first)
+    second = await session.run(user_input="yes")
+    assert executed_calls(second) == ["end_call"], second.events
 
 
-async def test_hold_on_gets_words_and_keeps_the_call(session):
-    result = await session.run(user_input="Can you hold on a second?")
-    assert function_calls(result) == [], result.events
-    assert spoken(result).strip(), result.events
+async def test_a_declined_goodbye_keeps_the_call(session):
+    first = await session.run(user_input="I think that's it then")
+    if ASK_END not in spoken(first):
+        pytest.skip("not asked: the classifier was confident either way")
+    second = await session.run(user_input="no, wait")
+    assert executed_calls(second) == [], second.events
 
 
-async def test_asking_for_a_person_transfers_once(session):
-    result = await session.run(user_input="I'd like to speak to a real person, please.")
-    assert function_calls(result) == ["transfer_to_human"], result.events
-    assert spoken(result).strip(), result.events
+@pytest.mark.parametrize(("words", "expected"), [
+    ("Are you open on Monday?", r"\bclosed\b"),
+    ("Are you open on Sunday?", r"\b8 AM\b.*\b1 PM\b"),
+    ("When do you close on Friday?", r"\b6 PM\b"),
+    ("Are you open right now?", r"\bopen\b.*\b6 PM\b"),
+    ("What are your opening hours?", r"Tuesday.*Saturday"),
+])
+async def test_hours_questions_get_computed_answers(session, words, expected):
+    result = await session.run(user_input=words)
+    assert re.search(expected, spoken(result), re.I | re.S), spoken(result)
 
 
-async def test_asking_whether_open_now_reads_the_clock(session):
-    result = await session.run(user_input="Is the office open right now?")
-    assert function_calls(result) == ["get_current_time"], result.events
-    assert re.search(r"We're (open now|closed right now)", spoken(result)), result.events
+async def test_the_time_comes_from_the_clock(session):
+    result = await session.run(user_input="What time is it?")
+    assert executed_calls(result) == ["get_current_time"]
+    assert "3:30 PM" in spoken(result), spoken(result)
 
 
-async def test_opening_hours_use_the_configured_facts(session):
-    result = await session.run(user_input="What are your opening hours?")
-    text = spoken(result).lower()
-    assert "friday" in text and ("9" in text or "nine" in text), text
+def facts_eval() -> list[tuple[str, list[str]]]:
+    with (DATA / "bakery_facts_eval.csv").open(newline="") as handle:
+        return [(row["question"], [k for k in row["expect_any"].split("|") if k]) for row in csv.DictReader(handle)]
 
 
-async def test_a_keyed_openai_configuration_runs_the_same_code(local_endpoint):
+DONT_KNOW = re.compile(r"\b(don't|do not|not sure|no information|not able|can't|cannot)\b", re.I)
+PRICE = re.compile(r"\$\s?\d|\b\d+(\.\d+)?\s*(dollars|bucks|cents)\b", re.I)
+
+
+@pytest.mark.parametrize(("question", "expect_any"), facts_eval())
+async def test_facts_come_from_the_knowledge_base_or_it_says_it_does_not_know(session, question, expect_any):
+    result = await session.run(user_input=question)
+    text = spoken(result)
+    if expect_any:
+        assert any(k.lower() in text.lower() for k in expect_any), (question, text)
+    else:
+        assert DONT_KNOW.search(text) and not PRICE.search(text), (question, text)
+
+
+async def test_a_keyed_openai_configuration_runs_the_same_code(local_endpoint, policy):
     """With OPENAI_API_KEY set, the agent uses OpenAI's names and the key; pointed at our endpoint by base URL
     (OpenAI itself is out of reach here), the same plugins answer."""
     choice = choose_providers({"OPENAI_API_KEY": "sk-test", "OPENAI_BASE_URL": local_endpoint,
@@ -100,6 +151,10 @@ async def test_a_keyed_openai_configuration_runs_the_same_code(local_endpoint):
     assert choice.api_key == "sk-test" and choice.llm_model == "gpt-4o-mini"
     _, model, _ = build_plugins(choice)
     async with model, AgentSession(llm=model, conn_options=session_connect_options()) as session:
-        await session.start(PhoneAssistant(PROFILE))
-        result = await session.run(user_input="How much does a cleaning cost?")
-    assert "90" in spoken(result) or "ninety" in spoken(result).lower(), spoken(result)
+        await session.start(PhoneAssistant(PROFILE, policy))
+        result = await session.run(user_input="How much is delivery?")
+    assert "12" in spoken(result) or "twelve" in spoken(result).lower(), spoken(result)
+
+
+def test_labelled_set_is_readable():
+    assert len(read_labelled(DATA / "caller_intents.csv")) >= 300

@@ -6,10 +6,9 @@ from zoneinfo import ZoneInfo
 
 from livekit.agents import llm
 
-from agent.assistant import MAX_ITEMS, recent_window
 from agent.business import BusinessProfile
-from agent.call_control import asks_question, caller_is_waiting, requested_tool
 from agent.providers import choose_providers
+from agent.small_model import MAX_ITEMS, recent_window
 
 pytestmark = pytest.mark.unit
 
@@ -75,34 +74,6 @@ def test_malformed_opening_hours_fail_at_load_with_an_example():
 def test_missing_business_config_is_a_clear_error(tmp_path):
     with pytest.raises(ValueError, match="BUSINESS_CONFIG"):
         BusinessProfile.load({"BUSINESS_CONFIG": str(tmp_path / "nope.toml")})
-
-
-@pytest.mark.parametrize("text, tool", [
-    ("That's everything, thank you. Goodbye!", "end_call"),
-    ("ok bye bye", "end_call"),
-    ("Can I speak to a real person?", "transfer_to_human"),
-    ("Please transfer me to someone.", "transfer_to_human"),
-    ("Can you hold on a second?", None),
-    ("Hang on, let me find my card.", None),
-    ("What are your opening hours?", None),
-    ("Do you do teeth whitening?", None),
-    ("What time is it?", "get_current_time"),
-    ("Are you open right now?", "get_current_time"),
-    ("Hang on, what time is it?", "get_current_time"),
-])
-def test_requested_tool(text, tool):
-    assert requested_tool(text) == tool
-
-
-def test_waiting_is_not_a_goodbye():
-    assert caller_is_waiting("one moment please")
-    assert not caller_is_waiting("hold on, actually that's all, bye")
-
-
-def test_a_question_asked_while_waiting_is_still_a_question():
-    assert asks_question("Hang on, how much is a cleaning?")
-    assert not asks_question("Can you hold on a second?")
-    assert not asks_question("One moment please, my dog is barking.")
 
 
 class _RejectingProvider:

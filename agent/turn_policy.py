@@ -1,0 +1,194 @@
+"""How a caller's turn is handled: the intent layer decides, on every AI path, what the LLM may not.
+
+- Ending the call and transferring happen only on a confident intent; an unsure one gets a yes/no question first, and
+  the caller's answer decides. A negated request ("don't hang up") is not that intent at all.
+- Hours and time questions get an answer computed from the schedule and the clock, never the model's guess.
+- "Hold on" gets a short reply and no action.
+- Everything else goes to the LLM with the knowledge-base entries relevant to the turn beside it; a question that no
+  entry answers gets "I don't know" and an offer of a colleague, never an invented price or policy.
+
+Decisions read only the conversation so far (no hidden state), so a preemptive generation that runs twice for the same
+turn decides the same way twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from datetime import datetime
+from functools import lru_cache
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import numpy as np
+
+from .business import BusinessProfile
+from .hours import answer_hours_question, clock, hours_from_text
+from .intents import Intent, IntentClassifier, default_classifier
+from .knowledge import KnowledgeBase
+from .vocabulary import transcription_prompt
+
+log = logging.getLogger("agent.policy")
+
+# Chosen on the exemplar bank by cross-validation (bench/intent_eval.py): above ACT_THRESHOLD no utterance of another
+# intent was ever acted on; between the two the caller is asked first.
+ACT_THRESHOLD = {"end_call": 0.75, "transfer": 0.75}
+CONFIRM_THRESHOLD = 0.35
+
+ASK_END = "Is there anything else, or shall I end the call?"
+ASK_TRANSFER = "Would you like me to put you through to a colleague?"
+WAIT_REPLY = "Sure, take your time. I'll stay on the line."
+NOT_ENDING = "Okay, I'm still here. What else can I help you with?"
+NOT_TRANSFERRING = "Okay. What else can I help you with?"
+DONT_KNOW = "I'm sorry, I don't have that information."
+DONT_KNOW_NO_COLLEAGUE = ("I'm sorry, I don't have that information. A colleague can answer that if you call back during "
+                          "our opening hours.")
+TOOLS = {"end_call": "end_call", "transfer": "transfer_to_human", "time": "get_current_time"}
+
+
+@dataclass(frozen=True)
+class Act:
+    """Run this tool now (it speaks its own fixed sentence)."""
+    tool: str
+    intent: Intent
+
+
+@dataclass(frozen=True)
+class Say:
+    """Speak this sentence instead of asking the LLM."""
+    text: str
+    intent: Intent
+
+
+@dataclass(frozen=True)
+class Answer:
+    """Ask the LLM, with these facts beside the caller's words (none: nothing in the knowledge base matched)."""
+    facts: tuple[str, ...]
+    intent: Intent
+
+
+Decision = Act | Say | Answer
+
+
+@dataclass(frozen=True)
+class Turn:
+    role: str  # "user" or "assistant"
+    text: str
+
+
+class TurnPolicy:
+    def __init__(self, *, profile: BusinessProfile, classifier: IntentClassifier, knowledge: KnowledgeBase,
+                 now: Callable[[ZoneInfo], datetime] = datetime.now) -> None:
+        self.profile = profile
+        self.classifier = classifier
+        self.knowledge = knowledge
+        self._now = now
+        self._english = profile.agent_language.lower().startswith("en")
+        self._schedule = profile.opening_schedule()
+
+    @classmethod
+    def load(cls, env: Mapping[str, str] | None = None, *,
+             now: Callable[[ZoneInfo], datetime] = datetime.now) -> TurnPolicy:
+        """The policy for the business configured in `env` (default: the process environment)."""
+        env = os.environ if env is None else env
+        profile = BusinessProfile.load(env)
+        if not profile.opening_hours and (derived := hours_from_text(profile.business_hours)):
+            profile = replace(profile, opening_hours=derived)  # computed answers from the free text's schedule
+        return cls(profile=profile, classifier=default_classifier(), now=now,
+                   knowledge=knowledge_for(env.get("BUSINESS_CONFIG", ""), env.get("BUSINESS_FACTS", "")))
+
+    def transcription_prompt(self) -> str:
+        return transcription_prompt(business_name=self.profile.business_name, terms=self.knowledge.vocabulary())
+
+    def describe(self) -> str:
+        hours = (f"opening hours {self.profile.opening_hours!r}" if self._schedule else
+                 "no opening hours that can be checked (set OPENING_HOURS): hours questions get BUSINESS_HOURS read out")
+        return f"turn policy: {len(self.knowledge)} knowledge-base entries, {hours}"
+
+    def now(self) -> datetime:
+        try:
+            zone = ZoneInfo(self.profile.business_timezone)
+        except ZoneInfoNotFoundError:
+            zone = ZoneInfo("UTC")
+        return self._now(zone)
+
+    def decide(self, conversation: list[Turn]) -> Decision:
+        """What to do about the caller's last turn (the last user item of `conversation`)."""
+        words = next((turn.text for turn in reversed(conversation) if turn.role == "user"), "")
+        vector = self.classifier.embed(words) if words.strip() else None
+        intent = self.classifier.classify(words, vector=vector)
+        decision = self._decide(words, intent, vector, last_said(conversation))
+        log.info("turn intent %s (%.2f) -> %s", intent.name, intent.confidence, type(decision).__name__)
+        return decision
+
+    def _decide(self, words: str, intent: Intent, vector: np.ndarray | None, asked: str) -> Decision:
+        if asked == ASK_END and intent.name in ("yes", "no"):
+            return Act("end_call", intent) if intent.name == "yes" else Say(NOT_ENDING, intent)
+        if asked.endswith(ASK_TRANSFER) and intent.name in ("yes", "no"):
+            return Act("transfer_to_human", intent) if intent.name == "yes" else Say(NOT_TRANSFERRING, intent)
+        if intent.name in ("end_call", "transfer"):
+            if intent.confidence >= ACT_THRESHOLD[intent.name]:
+                return Act(TOOLS[intent.name], intent)
+            if intent.confidence >= CONFIRM_THRESHOLD:
+                return Say(ASK_END if intent.name == "end_call" else ASK_TRANSFER, intent)
+        if intent.name == "time":
+            return Act(TOOLS["time"], intent)
+        if intent.name == "wait":
+            return self._said(WAIT_REPLY, intent)
+        if intent.name == "hours":
+            if self._schedule is None:
+                return Answer((f"Our opening hours: {self.profile.business_hours}.",), intent)
+            return self._said(answer_hours_question(words, schedule=self._schedule, now=self.now(),
+                                                    country=self.profile.business_country), intent)
+        facts = tuple(match.entry.answer for match in self.knowledge.search(words, query_vector=vector))
+        if facts or intent.name != "question":
+            return Answer(facts, intent)
+        return self._said(self.dont_know(), intent)
+
+    def _said(self, text: str, intent: Intent) -> Decision:
+        # The fixed sentences are English; in another language the LLM says the same thing in the caller's language.
+        return Say(text, intent) if self._english else Answer((text,), intent)
+
+    def dont_know(self) -> str:
+        return f"{DONT_KNOW} {ASK_TRANSFER}" if self.profile.transfer_number else DONT_KNOW_NO_COLLEAGUE
+
+    def allows(self, tool: str, conversation: list[Turn]) -> Decision:
+        """Whether the LLM's own call of an irreversible tool may run: Act (yes), Say (ask first), or Answer (no)."""
+        decision = self.decide(conversation)
+        if isinstance(decision, Act) and decision.tool == tool:
+            return decision
+        if isinstance(decision, Say) and decision.text in (ASK_END, ASK_TRANSFER):
+            return decision
+        return Answer((), decision.intent)
+
+    def clock_sentence(self) -> str:
+        now = self.now()
+        state = self.profile.open_state(now) or f"Our hours are {self.profile.business_hours}."
+        return f"It's {clock(now)} on {now.strftime('%A, %B')} {now.day} here. {state}"
+
+
+@lru_cache(maxsize=4)
+def knowledge_for(config_file: str, facts: str) -> KnowledgeBase:
+    """Embedded once per process and business (entries are embedded at load)."""
+    return KnowledgeBase.for_business({"BUSINESS_CONFIG": config_file, "BUSINESS_FACTS": facts})
+
+
+def last_said(conversation: list[Turn]) -> str:
+    """What the assistant said just before the caller's last turn ("" if nothing)."""
+    seen_user = False
+    for turn in reversed(conversation):
+        if turn.role == "user":
+            seen_user = True
+        elif seen_user and turn.role == "assistant":
+            return turn.text.strip()
+    return ""
+
+
+def facts_message(facts: tuple[str, ...]) -> str:
+    """The note placed right after the caller's words for the LLM."""
+    if not facts:
+        return ("No stored fact answers this. If the caller asks for information, say you don't know; never guess a "
+                "price, availability or policy.")
+    listed = "\n".join(f"- {fact}" for fact in facts)
+    return f"Facts for this answer (use only these; if they don't answer it, say you don't know):\n{listed}"

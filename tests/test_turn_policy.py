@@ -1,0 +1,118 @@
+"""The turn policy's decisions, with a stand-in classifier (the real one is measured in test_intents.py): irreversible
+actions only on a confident intent, a question first when unsure, the caller's yes or no deciding it."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import pytest
+
+from agent.business import BusinessProfile
+from agent.intents import Intent
+from agent.knowledge import Entry, KnowledgeBase
+from agent.turn_policy import (
+    ASK_END, ASK_TRANSFER, NOT_ENDING, WAIT_REPLY, Act, Answer, Say, Turn, TurnPolicy, facts_message, last_said,
+)
+
+pytestmark = pytest.mark.unit
+
+
+class StandInClassifier:
+    def __init__(self, intents: dict[str, Intent]) -> None:
+        self.intents = intents
+
+    def embed(self, text):
+        return None
+
+    def classify(self, text, *, vector=None):
+        return self.intents.get(text, Intent("other", 0.9))
+
+
+class StandInKnowledge(KnowledgeBase):
+    def __init__(self, answers: dict[str, str]) -> None:
+        super().__init__([])
+        self.answers = answers
+
+    def search(self, text, *, limit=3, query_vector=None):
+        from agent.knowledge import Match
+
+        return [Match(entry=Entry(id="x", questions=(text,), answer=self.answers[text]), score=1.0)] \
+            if text in self.answers else []
+
+
+def policy(intents: dict[str, Intent], answers: dict[str, str] | None = None, **profile) -> TurnPolicy:
+    return TurnPolicy(profile=BusinessProfile(opening_hours="Mo-Fr 09:00-17:00", transfer_number="+15550199", **profile),
+                      classifier=StandInClassifier(intents), knowledge=StandInKnowledge(answers or {}),
+                      now=lambda zone: datetime(2026, 11, 28, 10, 0, tzinfo=zone))  # a Saturday
+
+
+def said(*texts: str) -> list[Turn]:
+    return [Turn("assistant" if i % 2 else "user", t) for i, t in enumerate(texts)]
+
+
+def test_a_confident_goodbye_ends_the_call():
+    assert policy({"bye": Intent("end_call", 0.97)}).decide(said("bye")) == Act("end_call", Intent("end_call", 0.97))
+
+
+def test_an_unsure_goodbye_is_asked_about_and_yes_ends_the_call():
+    rules = policy({"ok then": Intent("end_call", 0.5), "yes": Intent("yes", 0.9), "no": Intent("no", 0.9)})
+    assert rules.decide(said("ok then")) == Say(ASK_END, Intent("end_call", 0.5))
+    assert isinstance(rules.decide(said("ok then", ASK_END, "yes")), Act)
+    assert rules.decide(said("ok then", ASK_END, "no")).text == NOT_ENDING
+
+
+def test_a_yes_without_a_question_ends_nothing():
+    assert isinstance(policy({"yes": Intent("yes", 0.9)}).decide(said("hello", "Hi, how can I help?", "yes")), Answer)
+
+
+def test_a_weak_action_intent_is_not_acted_on_or_asked_about():
+    assert isinstance(policy({"hmm": Intent("transfer", 0.2)}).decide(said("hmm")), Answer)
+
+
+def test_an_unsure_transfer_is_offered_and_yes_transfers():
+    rules = policy({"manager?": Intent("transfer", 0.6), "yes": Intent("yes", 0.9)})
+    assert rules.decide(said("manager?")).text == ASK_TRANSFER
+    assert rules.decide(said("manager?", ASK_TRANSFER, "yes")).tool == "transfer_to_human"
+
+
+def test_waiting_gets_words():
+    assert policy({"hold on": Intent("wait", 0.9)}).decide(said("hold on")).text == WAIT_REPLY
+
+
+def test_hours_are_computed_not_guessed():
+    decision = policy({"open on sunday?": Intent("hours", 0.9)}).decide(said("open on sunday?"))
+    assert isinstance(decision, Say) and "closed" in decision.text.lower(), decision
+
+
+def test_a_question_nothing_answers_gets_i_dont_know_and_a_colleague():
+    decision = policy({"price of a unicorn?": Intent("question", 0.9)}).decide(said("price of a unicorn?"))
+    assert isinstance(decision, Say) and "don't have that information" in decision.text
+    assert decision.text.endswith(ASK_TRANSFER)  # so the caller's "yes" transfers them
+
+
+def test_without_a_colleague_it_does_not_offer_one():
+    rules = TurnPolicy(profile=BusinessProfile(), classifier=StandInClassifier({"q": Intent("question", 0.9)}),
+                       knowledge=StandInKnowledge({}))
+    assert ASK_TRANSFER not in rules.decide(said("q")).text
+
+
+def test_a_question_with_facts_goes_to_the_llm_with_them():
+    decision = policy({"parking?": Intent("question", 0.9)}, {"parking?": "Free parking behind."}).decide(said("parking?"))
+    assert decision == Answer(("Free parking behind.",), Intent("question", 0.9))
+    assert "Free parking behind." in facts_message(decision.facts)
+
+
+def test_in_another_language_fixed_sentences_go_through_the_llm():
+    decision = policy({"espera": Intent("wait", 0.9)}, agent_language="es").decide(said("espera"))
+    assert decision == Answer((WAIT_REPLY,), Intent("wait", 0.9))
+
+
+def test_the_llms_own_end_call_is_refused_unless_the_caller_meant_it():
+    rules = policy({"don't hang up": Intent("other", 0.9), "bye": Intent("end_call", 0.95)})
+    assert isinstance(rules.allows("end_call", said("don't hang up")), Answer)
+    assert isinstance(rules.allows("end_call", said("bye")), Act)
+
+
+def test_last_said_is_what_the_assistant_said_before_the_callers_turn():
+    assert last_said(said("a", "b", "c")) == "b"
+    assert last_said(said("a")) == ""
