@@ -1,8 +1,8 @@
 """What the caller means by a turn: one intent with a confidence, from a classifier trained on a labelled exemplar
 bank (`agent/data/intent_exemplars.csv`).
 
-Features: word 1-3-grams (so "don't hang up" and "hang up now" differ), character n-grams (robust to transcription
-slips), and the turn's sentence embedding (multilingual-e5-small, shared with the knowledge-base search), fed to a
+Features: word 1-3-grams (so "don't hang up" and "hang up now" differ) and the turn's sentence embedding
+(multilingual-e5-small, shared with the knowledge-base search: it carries paraphrases and other languages), fed to a
 logistic regression whose class probability is the confidence. The method and its settings were chosen by
 measurement on a held-out labelled set (docs/quality.md, `python -m agent.intents --evaluate`).
 """
@@ -42,10 +42,10 @@ class ClassifierOptions:
     word_ngrams: tuple[int, int] = (1, 3)
     char_ngrams: tuple[int, int] = (2, 5)
     use_words: bool = True
-    use_chars: bool = True
+    use_chars: bool = False  # measured: no gain over words + embedding, and higher thresholds
     use_embedding: bool = True
     embedding_weight: float = 1.0
-    regularization: float = 10.0  # logistic regression's C
+    regularization: float = 100.0  # logistic regression's C
 
 
 def read_labelled(path: Path) -> list[tuple[str, str]]:

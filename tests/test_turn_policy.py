@@ -96,10 +96,16 @@ def test_without_a_colleague_it_does_not_offer_one():
     assert ASK_TRANSFER not in rules.decide(said("q")).text
 
 
-def test_a_question_with_facts_goes_to_the_llm_with_them():
+def test_a_question_gets_the_businesss_own_answer():
     decision = policy({"parking?": Intent("question", 0.9)}, {"parking?": "Free parking behind."}).decide(said("parking?"))
-    assert decision == Answer(("Free parking behind.",), Intent("question", 0.9))
-    assert "Free parking behind." in facts_message(decision.facts)
+    assert decision == Say("Free parking behind.", Intent("question", 0.9))
+
+
+def test_other_turns_go_to_the_llm_with_the_facts_beside_them():
+    rules = policy({"I want a cake": Intent("other", 0.9)}, {"I want a cake": "Cakes from 45 dollars."})
+    decision = rules.decide(said("I want a cake"))
+    assert decision == Answer(("Cakes from 45 dollars.",), Intent("other", 0.9))
+    assert "Cakes from 45 dollars." in facts_message(decision.facts)
 
 
 def test_in_another_language_fixed_sentences_go_through_the_llm():
