@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export HF_HUB_OFFLINE := 1
 
-.PHONY: run test install down status bench eval clean-cache
+.PHONY: run test lint install down status bench eval clean-cache
 
 $(VENV)/.installed: pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,10 @@ run: install
 test: install
 	$(PY) cli.py install --test-tools
 	PHONE_TEST_ARTIFACTS=$(CURDIR)/test-artifacts scripts/netns.sh $(PY) -m pytest -v -rs --durations=15 $(PYTEST_ARGS)
+
+# Ruff's rules (pyproject.toml [tool.ruff]). No `ruff format --check`: most files predate it and would be rewritten.
+lint: $(VENV)/.installed
+	$(PY) -m ruff check .
 
 # The call benchmark on a stack of its own, in a namespace of its own; results go to docs/benchmarks.md.
 BENCH_RUN := $(CURDIR)/.run/bench

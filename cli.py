@@ -11,7 +11,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -20,8 +20,8 @@ from rich.table import Table
 
 from sip import provisioning
 from stack import lifecycle
-from stack.components import BY_NAME, LIVEKIT_SIP, wanted_components
 from stack.binaries import TEST_TOOL_PACKAGES, ensure_debian_packages
+from stack.components import BY_NAME, LIVEKIT_SIP, wanted_components
 from stack.credentials import ensure_api_credentials, weak_secret_warning
 from stack.errors import StackError
 from stack.settings import StackSettings
@@ -37,8 +37,8 @@ err = Console(stderr=True, width=None if sys.stderr.isatty() else 200)
 
 
 class Context:
-    env_file: Optional[Path] = None
-    run_dir: Optional[Path] = None
+    env_file: Path | None = None
+    run_dir: Path | None = None
 
     @classmethod
     def settings(cls) -> StackSettings:
@@ -47,8 +47,8 @@ class Context:
 
 @app.callback()
 def main_options(
-    env_file: Annotated[Optional[Path], typer.Option(envvar="PHONE_ENV_FILE", help="The .env file to use.")] = None,
-    run_dir: Annotated[Optional[Path], typer.Option(
+    env_file: Annotated[Path | None, typer.Option(envvar="PHONE_ENV_FILE", help="The .env file to use.")] = None,
+    run_dir: Annotated[Path | None, typer.Option(
         envvar="PHONE_RUN_DIR", help="Where pid files, generated configs and logs go (default .run).")] = None,
 ):
     Context.env_file, Context.run_dir = env_file, run_dir
@@ -58,7 +58,7 @@ def main_options(
 @app.command()
 def up(
     dev: Annotated[bool, typer.Option(help="Use the insecure devkey/secret credentials.")] = False,
-    only: Annotated[Optional[list[str]], typer.Option(help=f"Start only these: {', '.join(BY_NAME)}.")] = None,
+    only: Annotated[list[str] | None, typer.Option(help=f"Start only these: {', '.join(BY_NAME)}.")] = None,
     provision: Annotated[bool, typer.Option(help="Run `sip setup` once the stack is up.")] = True,
 ):
     """Install, build and start the whole stack on 127.0.0.1, wait until healthy, and leave it running."""
@@ -170,14 +170,16 @@ def _run_sip_setup(settings: StackSettings, config: provisioning.SipConfig, dry_
 
 @sip_app.command("setup")
 def sip_setup(
-    number: Annotated[Optional[list[str]], typer.Option(help="Number the trunk answers (repeat). Default SIP_NUMBERS.")] = None,
-    allowed_address: Annotated[Optional[list[str]], typer.Option(help="Caller IP/CIDR allowed (repeat).")] = None,
-    allowed_number: Annotated[Optional[list[str]], typer.Option(help="Caller number allowed (repeat).")] = None,
-    auth_username: Annotated[Optional[str], typer.Option(help="Digest auth username the carrier uses.")] = None,
-    auth_password: Annotated[Optional[str], typer.Option(help="Digest auth password the carrier uses.")] = None,
+    number: Annotated[list[str] | None, typer.Option(
+        help="Number the trunk answers (repeat). Default SIP_NUMBERS.")] = None,
+    allowed_address: Annotated[list[str] | None, typer.Option(help="Caller IP/CIDR allowed (repeat).")] = None,
+    allowed_number: Annotated[list[str] | None, typer.Option(help="Caller number allowed (repeat).")] = None,
+    auth_username: Annotated[str | None, typer.Option(help="Digest auth username the carrier uses.")] = None,
+    auth_password: Annotated[str | None, typer.Option(help="Digest auth password the carrier uses.")] = None,
     dry_run: Annotated[bool, typer.Option(help="Print the plan; change nothing.")] = False,
 ):
-    """Create or reuse the inbound trunk and the dispatch rule that sends each caller, in a room of their own, to our agent."""
+    """Create or reuse the inbound trunk and the dispatch rule that sends each caller, in a room of their own,
+    to our agent."""
     settings = Context.settings()
     config = _sip_config(settings, number, allowed_address, allowed_number, auth_username, auth_password)
     _run_sip_setup(settings, config, dry_run)
@@ -218,7 +220,8 @@ def sip_status():
     problems = []
     if not settings.uses_remote_livekit:
         sip = next(s for s in lifecycle.status(settings, [LIVEKIT_SIP.name]))
-        out.print(f"livekit-sip {sip.version}: {'healthy' if sip.up else 'DOWN'} at {sip.address} (pid {sip.pid or '-'})")
+        out.print(f"livekit-sip {sip.version}: {'healthy' if sip.up else 'DOWN'} at {sip.address} "
+                  f"(pid {sip.pid or '-'})")
         if not sip.up:
             problems.append("livekit-sip is down: `python cli.py up`")
 
@@ -240,7 +243,7 @@ def sip_status():
 
 @app.command()
 def token(
-    room: Annotated[Optional[str], typer.Option(help="Room to join (default: a new random web-... room).")] = None,
+    room: Annotated[str | None, typer.Option(help="Room to join (default: a new random web-... room).")] = None,
     identity: Annotated[str, typer.Option(help="The participant identity.")] = "web-user",
     ttl: Annotated[int, typer.Option(help="Minutes the token stays valid.")] = 15,
 ):
@@ -265,7 +268,8 @@ def token(
 
 @kb_app.command("check")
 def kb_check(
-    file: Annotated[Optional[Path], typer.Argument(help="Business TOML file (default: BUSINESS_CONFIG from .env).")] = None,
+    file: Annotated[Path | None, typer.Argument(
+        help="Business TOML file (default: BUSINESS_CONFIG from .env).")] = None,
 ):
     """Validate the [[faq]] entries: one line per problem, exit 1 if there is any."""
     from agent.knowledge import KnowledgeError, read_entries, vocabulary_of
@@ -280,7 +284,7 @@ def kb_check(
     except KnowledgeError as error:
         for problem in error.problems:
             err.print(escape(problem), highlight=False, soft_wrap=True)
-        raise typer.Exit(1)
+        raise typer.Exit(1) from None
     out.print(f"{escape(str(file))}: {len(entries)} entries OK", highlight=False)
     if vocabulary := vocabulary_of(entries):
         out.print(f"speech-to-text vocabulary: {escape(', '.join(vocabulary))}", highlight=False, soft_wrap=True)

@@ -27,7 +27,8 @@ class BusinessProfile:
     business_hours: str = "Monday to Friday, 9 am to 5 pm"
     opening_hours: str = ""  # the same hours in OpenStreetMap syntax ("Mo-Fr 09:00-17:00"); empty: not known
     business_timezone: str = "UTC"
-    business_country: str = ""  # ISO code ("US", "GB"): which public holidays "PH" in opening_hours means; empty: unknown
+    # ISO code ("US", "GB"): which public holidays "PH" in opening_hours means; empty: unknown
+    business_country: str = ""
     business_facts: str = ""
     transfer_number: str = ""
     agent_language: str = "en"

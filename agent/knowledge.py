@@ -100,7 +100,7 @@ def parse_entries(tables: object, *, source: str) -> tuple[list[Entry], list[str
         where = f"{source}: [[faq]] entry {number}" + (f" (id {entry_id!r})" if "id" in table else "")
         problem_count = len(problems)
 
-        def problem(text: str) -> None:
+        def problem(text: str, where: str = where) -> None:  # bound now: `where` changes with each entry
             problems.append(f"{where}: {text}")
 
         if unknown := sorted(set(table) - ENTRY_KEYS):

@@ -100,7 +100,8 @@ def check_credentials(choice: ProviderChoice, timeout: float = 5.0) -> str | Non
     try:
         response = httpx.get(url, headers={"Authorization": f"Bearer {choice.api_key}"}, timeout=timeout)
     except httpx.HTTPError as error:
-        return f"cannot reach the AI provider at {url} ({error.__class__.__name__}): check OPENAI_BASE_URL or the network"
+        return (f"cannot reach the AI provider at {url} ({error.__class__.__name__}): "
+                "check OPENAI_BASE_URL or the network")
     if response.status_code in (401, 403):
         return (f"the AI provider at {url} rejected OPENAI_API_KEY (HTTP {response.status_code}): the key is wrong "
                 "or expired; fix it in .env, or remove it to use the local offline models")

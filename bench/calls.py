@@ -22,9 +22,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sip.call_command import _defaults  # noqa: E402
-from sip.softphone import CallOptions, CallResult, place_call_in_subprocess, synthesize, write_wav  # noqa: E402
-from bench.stack_metrics import AGENT_STAGES, AgentLog, ProcessSampler, stage_p50s  # noqa: E402
+from bench.stack_metrics import AGENT_STAGES, AgentLog, ProcessSampler, stage_p50s
+from sip.call_command import _defaults
+from sip.softphone import CallOptions, CallResult, place_call_in_subprocess, synthesize, write_wav
 
 QUESTIONS = [
     "What are your opening hours?",
@@ -91,7 +91,8 @@ def main() -> int:
     for position, level in enumerate(levels):
         if position:
             time.sleep(SETTLE_S)
-        print(f"concurrency {level}: {max(args.calls, level)} calls of {args.turns} turns ...", file=sys.stderr, flush=True)
+        print(f"concurrency {level}: {max(args.calls, level)} calls of {args.turns} turns ...",
+              file=sys.stderr, flush=True)
         agent_log.new_turn_metrics()  # skip what came before this level
         with ProcessSampler(args.run_dir) as sampler:
             results, elapsed = run_level(level, max(args.calls, level), lines, server, number, args.timeout)

@@ -114,7 +114,7 @@ def load_scenarios(path: Path = SCENARIOS) -> ScenarioFile:
         flags = {key: call.get(key, False) for key in ("expect_bye", "expect_no_bye", "expect_refer", "no_refer")}
         if not all(isinstance(value, bool) for value in flags.values()):
             raise ScenarioError(f"{name}: expect_bye, expect_no_bye, expect_refer and no_refer are true or false")
-        if flags["expect_bye"] and flags["expect_no_bye"] or flags["expect_refer"] and flags["no_refer"]:
+        if (flags["expect_bye"] and flags["expect_no_bye"]) or (flags["expect_refer"] and flags["no_refer"]):
             raise ScenarioError(f"{name}: contradictory expectations")
         scenarios.append(Scenario(name=name, lines=tuple(lines), covers=call.get("covers", ""), **flags))
     if not scenarios:

@@ -68,7 +68,7 @@ async def token_stream(models: Models, prompt: list[int], max_tokens: int, tempe
         while True:
             try:
                 item = await asyncio.wait_for(queue.get(), KEEPALIVE_S)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 yield None
                 continue
             if item is _DONE:
@@ -88,7 +88,8 @@ class APIError(Exception):
 
 
 def error_body(status: int, message: str, type_: str, param: str | None = None, code: str | None = None):
-    return JSONResponse({"error": {"message": message, "type": type_, "param": param, "code": code}}, status_code=status)
+    return JSONResponse({"error": {"message": message, "type": type_, "param": param, "code": code}},
+                        status_code=status)
 
 
 @dataclass
@@ -124,7 +125,8 @@ def create_app(models: Models) -> FastAPI:
     async def validation_error(_: Request, error: RequestValidationError):
         first = error.errors()[0] if error.errors() else {}
         param = ".".join(str(p) for p in first.get("loc", [])[1:]) or None
-        return error_body(400, f"invalid request: {first.get('msg', 'malformed body')} ({param})", "invalid_request_error", param)
+        return error_body(400, f"invalid request: {first.get('msg', 'malformed body')} ({param})",
+                          "invalid_request_error", param)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, error: StarletteHTTPException):
@@ -139,7 +141,8 @@ def create_app(models: Models) -> FastAPI:
     async def list_models():
         created = int(time.time())
         ids = sorted({*names.values(), *STT_ALIASES, *TTS_ALIASES, *LLM_ALIASES})
-        return {"object": "list", "data": [{"id": i, "object": "model", "created": created, "owned_by": "local"} for i in ids]}
+        return {"object": "list",
+                "data": [{"id": i, "object": "model", "created": created, "owned_by": "local"} for i in ids]}
 
     @app.post("/v1/audio/transcriptions")
     async def transcriptions(request: Request):
@@ -310,7 +313,7 @@ def create_app(models: Models) -> FastAPI:
 
 
 def declared_parameters(tools: list[dict]) -> dict[str, set[str]]:
-    return {t["function"]["name"]: set(((t["function"].get("parameters") or {}).get("properties") or {}))
+    return {t["function"]["name"]: set((t["function"].get("parameters") or {}).get("properties") or {})
             for t in tools if isinstance(t, dict) and t.get("function", {}).get("name")}
 
 

@@ -1,4 +1,5 @@
-"""The chat model on llama-cpp-python, rendered with the GGUF's own chat template so Qwen sees tools as it was trained."""
+"""The chat model on llama-cpp-python, rendered with the GGUF's own chat template so Qwen sees tools as it was
+trained."""
 
 from __future__ import annotations
 

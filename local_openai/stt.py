@@ -27,7 +27,8 @@ class SpeechToText:
         self._lock = threading.Lock()  # one decode at a time: two would only halve each other's speed
         log.info("STT %s loaded in %.1f s", self.model_name, time.monotonic() - started)
 
-    def transcribe(self, audio: np.ndarray, sample_rate: int, language: str | None = None, prompt: str | None = None) -> str:
+    def transcribe(self, audio: np.ndarray, sample_rate: int, language: str | None = None,
+                   prompt: str | None = None) -> str:
         """float32 mono audio at any rate -> text."""
         if sample_rate != WHISPER_RATE:
             pcm = (np.clip(audio, -1, 1) * 32767).astype(np.int16)

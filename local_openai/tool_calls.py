@@ -1,7 +1,8 @@
 """Turns the tool calls Qwen writes as text into OpenAI `tool_calls`, while plain text still streams at once.
 
 Qwen writes a call as `<tool_call>{"name": ..., "arguments": {...}}</tool_call>`, as bare JSON in the content,
-or (the 1.5B model) with doubled braces `{{...}}`, sometimes inside a ```json fence. llama-cpp-python leaves all of these in `content`.
+or (the 1.5B model) with doubled braces `{{...}}`, sometimes inside a ```json fence. llama-cpp-python leaves all
+of these in `content`.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -24,24 +24,24 @@ def _defaults() -> tuple[str, str]:
 
 
 def call(
-    play: Annotated[Optional[list[Path]], typer.Option(
+    play: Annotated[list[Path] | None, typer.Option(
         "--play", help="A WAV file (any rate) the caller says; repeat for several turns.")] = None,
-    say: Annotated[Optional[list[str]], typer.Option(
+    say: Annotated[list[str] | None, typer.Option(
         "--say", help="Text the caller says, spoken by the local Piper voice; repeat for several turns.")] = None,
-    record: Annotated[Optional[Path], typer.Option("--record", help="Write what the caller heard to this WAV.")] = None,
+    record: Annotated[Path | None, typer.Option("--record", help="Write what the caller heard to this WAV.")] = None,
     dtmf: Annotated[str, typer.Option("--dtmf", help="DTMF digits to send after the greeting, e.g. 123#.")] = "",
-    number: Annotated[Optional[str], typer.Option(
+    number: Annotated[str | None, typer.Option(
         "--number", help="Number to dial (default: first of SIP_NUMBERS, else +15550100).")] = None,
     caller_id: Annotated[str, typer.Option("--from", help="Caller ID (the From user).")] = "+15550123",
-    server: Annotated[Optional[str], typer.Option(
+    server: Annotated[str | None, typer.Option(
         "--server", help="SIP server host:port (default 127.0.0.1:$SIP_PORT).")] = None,
     hangup_after: Annotated[float, typer.Option(
         "--hangup-after", help="Seconds to stay on the line after the last reply before hanging up.")] = 0.0,
-    hangup_mid_reply: Annotated[Optional[float], typer.Option(
+    hangup_mid_reply: Annotated[float | None, typer.Option(
         "--hangup-mid-reply", help="Hang up this many seconds into the agent's last reply.")] = None,
     timeout: Annotated[float, typer.Option(
         "--timeout", help="Seconds to wait for the answer, the greeting and each reply.")] = 30.0,
-    codec: Annotated[Optional[list[str]], typer.Option(
+    codec: Annotated[list[str] | None, typer.Option(
         "--codec", help=f"Codecs to offer, in order ({', '.join(CODECS)}); default g722 then pcmu.")] = None,
     transcribe: Annotated[bool, typer.Option(help="Transcribe what the agent said with the local STT.")] = True,
     json_output: Annotated[bool, typer.Option("--json", help="Print the result as one JSON line.")] = False,

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 
 import aiohttp
 from livekit import api
-from livekit.protocol.room import RoomConfiguration
 from livekit.protocol.agent_dispatch import RoomAgentDispatch
+from livekit.protocol.room import RoomConfiguration
 
 from stack.errors import StackError
 
@@ -61,7 +61,8 @@ class SipConfig:
             try:
                 ipaddress.ip_network(address, strict=False)
             except ValueError:
-                raise StackError(f"invalid allowed address {address!r}: use an IP or CIDR, e.g. 203.0.113.0/24")
+                raise StackError(
+                    f"invalid allowed address {address!r}: use an IP or CIDR, e.g. 203.0.113.0/24") from None
         if bool(self.auth_username) != bool(self.auth_password):
             raise StackError("SIP auth needs both a username and a password (SIP_AUTH_USERNAME, SIP_AUTH_PASSWORD)")
         if not self.agent_name:
@@ -191,7 +192,8 @@ async def setup(lk: api.LiveKitAPI, config: SipConfig, dry_run: bool = False) ->
             "dispatch rule", "sip_dispatch_rule_id", current_rule, config.rule(trunk_id), _same_rule, dry_run, actions,
             create=lambda wanted: lk.sip.create_dispatch_rule(api.CreateSIPDispatchRuleRequest(dispatch_rule=wanted)),
             update=lk.sip.update_dispatch_rule,
-            describe_new=f"{config.rule_name!r}: room per caller '{config.room_prefix}...', agent {config.agent_name!r}")
+            describe_new=f"{config.rule_name!r}: room per caller '{config.room_prefix}...', "
+                         f"agent {config.agent_name!r}")
     except Exception:
         if created_trunk:  # nothing half-created
             await lk.sip.delete_trunk(api.DeleteSIPTrunkRequest(sip_trunk_id=trunk_id))
@@ -222,7 +224,8 @@ async def teardown(lk: api.LiveKitAPI) -> list[str]:
     trunks, rules = await list_all(lk)
     deleted = []
     for rule in filter(is_managed, rules):
-        await lk.sip.delete_dispatch_rule(api.DeleteSIPDispatchRuleRequest(sip_dispatch_rule_id=rule.sip_dispatch_rule_id))
+        await lk.sip.delete_dispatch_rule(
+            api.DeleteSIPDispatchRuleRequest(sip_dispatch_rule_id=rule.sip_dispatch_rule_id))
         deleted.append(f"dispatch rule {rule.sip_dispatch_rule_id} ({rule.name})")
     for trunk in filter(is_managed, trunks):
         await lk.sip.delete_trunk(api.DeleteSIPTrunkRequest(sip_trunk_id=trunk.sip_trunk_id))

@@ -16,9 +16,9 @@ import sys
 import threading
 import time
 import wave
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -424,7 +424,7 @@ class _Call:
     def _wait_disconnected(self, ep, timeout: float) -> None:
         try:
             self._wait(ep, lambda: self.state == "disconnected", timeout)
-        except Exception:  # noqa: BLE001 - best effort while tearing down
+        except Exception:  # best effort while tearing down
             pass
 
     # ------------------------------------------------------------ events (pjsua2 callbacks)
@@ -459,7 +459,7 @@ class _Call:
                 try:
                     stream = call.getStreamInfo(media.index)
                     self.result.codec = f"{stream.codecName}/{stream.codecClockRate}"
-                except Exception:  # noqa: BLE001 - informational only
+                except Exception:  # informational only
                     pass
                 self.media_index = media.index
 
@@ -478,7 +478,7 @@ class _Call:
             stat = call.getStreamStat(getattr(self, "media_index", 0))
             self.result.rtp_packets_sent = stat.rtcp.txStat.pkt
             self.result.rtp_packets_received = stat.rtcp.rxStat.pkt
-        except Exception:  # noqa: BLE001 - no media ever started
+        except Exception:  # no media ever started
             pass
 
     # ------------------------------------------------------------ the conversation

@@ -129,7 +129,8 @@ def _livekit_server_command(settings: StackSettings) -> list[str]:
 
 LIVEKIT_SERVER = Component(
     name="livekit-server",
-    ports=lambda s: {s.livekit_port: "LIVEKIT_PORT"} | ({s.rtc_tcp_port: "LIVEKIT_RTC_TCP_PORT"} if s.rtc_tcp_port else {}),
+    ports=lambda s: {s.livekit_port: "LIVEKIT_PORT"}
+    | ({s.rtc_tcp_port: "LIVEKIT_RTC_TCP_PORT"} if s.rtc_tcp_port else {}),
     address=lambda s: f"ws://{LOOPBACK}:{s.livekit_port}",
     command=_livekit_server_command,
     # Keys travel in the environment, not in a file other users could read.
@@ -203,7 +204,8 @@ AGENT = Component(
     ports=lambda s: {s.agent_http_port: "AGENT_HTTP_PORT"},
     address=lambda s: f"http://{LOOPBACK}:{s.agent_http_port}/",
     # `main.py start` gives up (exit 0) after 16 failed connection attempts, so a supervisor restarts it.
-    command=lambda s: _python("-m", "stack.supervise", "agent", "--", sys.executable, str(REPO_ROOT / "main.py"), "start"),
+    command=lambda s: _python("-m", "stack.supervise", "agent", "--",
+                              sys.executable, str(REPO_ROOT / "main.py"), "start"),
     # The worker's HTTP health says OK before it has registered with the server; the log says when it has.
     healthy=lambda s: _http_ok(f"http://{LOOPBACK}:{s.agent_http_port}/")
     and _logged_since_start(s, "agent", "registered worker"),

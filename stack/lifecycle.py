@@ -5,10 +5,10 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+from .binaries import say
 from .components import ALL, Component, wanted_components
 from .errors import StackError
 from .processes import ProcessTable, ensure_port_free, log_tail
-from .binaries import say
 from .settings import REPO_ROOT, StackSettings
 
 

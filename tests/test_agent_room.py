@@ -39,6 +39,7 @@ async def test_spoken_question_gets_a_spoken_and_transcribed_answer(agent_stack)
     room = rtc.Room()
     transcripts: list[dict] = []
     agent_audio: list[tuple[float, float]] = []  # (time, rms)
+    listeners: list[asyncio.Future] = []  # held, so that no listening task is garbage-collected mid-call
 
     async def read_transcript(reader: rtc.TextStreamReader, participant: str):
         text = await reader.read_all()
@@ -56,7 +57,7 @@ async def test_spoken_question_gets_a_spoken_and_transcribed_answer(agent_stack)
     @room.on("track_subscribed")
     def on_track(track, _publication, _participant):
         if track.kind == rtc.TrackKind.KIND_AUDIO:
-            asyncio.ensure_future(listen(track))
+            listeners.append(asyncio.ensure_future(listen(track)))
 
     room_name = f"web-test-{int(time.time())}"
     await room.connect(settings.livekit_url, token_for(settings, room_name, "web-tester"))

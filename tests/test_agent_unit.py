@@ -1,9 +1,10 @@
 """Logic of the agent that needs no model: provider choice, business profile, call control."""
 
-import pytest
+import itertools
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+import pytest
 from livekit.agents import llm
 
 from agent.business import BusinessProfile
@@ -67,7 +68,7 @@ def test_open_state_is_silent_without_opening_hours():
 
 
 def test_malformed_opening_hours_fail_at_load_with_an_example():
-    with pytest.raises(ValueError, match="OPENING_HOURS=.*Mo-Fr 09:00-17:00"):
+    with pytest.raises(ValueError, match=r"OPENING_HOURS=.*Mo-Fr 09:00-17:00"):
         BusinessProfile.load({"OPENING_HOURS": "weekdays nine to five"})
 
 
@@ -152,5 +153,5 @@ def test_the_window_moves_in_steps_so_the_cached_prefix_survives_most_turns():
     for length in range(20, len(whole) + 1):  # the same call, one item longer each time
         window = recent_window(llm.ChatContext(whole[:length])).items
         starts.append(window[1].id)
-    moves = sum(1 for before, after in zip(starts, starts[1:]) if before != after)
+    moves = sum(1 for before, after in itertools.pairwise(starts) if before != after)
     assert 0 < moves <= len(starts) // 10, moves

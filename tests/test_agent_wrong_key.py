@@ -64,7 +64,7 @@ async def _join_and_listen(settings, seconds: float) -> tuple[float, bool]:
     await room.connect(settings.livekit_url, token)
     try:
         await asyncio.wait_for(ended.wait(), seconds)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         pass
     finally:
         await room.disconnect()

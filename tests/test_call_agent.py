@@ -19,9 +19,17 @@ import pytest
 from livekit import api
 
 from sip import provisioning
+from sip.softphone import (
+    CallOptions,
+    CallResult,
+    place_call_in_subprocess,
+    result_from_process,
+    run_call_process,
+    synthesize,
+    transcribe_result,
+    write_wav,
+)
 from stack import lifecycle
-from sip.softphone import CallOptions, CallResult, place_call_in_subprocess, run_call_process, \
-    result_from_process, synthesize, transcribe_result, write_wav
 
 pytestmark = pytest.mark.call
 # The first call also waits for the agent's models to warm up; later ones answer in a few seconds.

@@ -13,8 +13,16 @@ import numpy as np
 import pytest
 
 from agent.business import BusinessProfile
-from agent.knowledge import (MAX_ANSWER_WORDS, Entry, KnowledgeBase, KnowledgeError, RetrievalOptions,
-                             entries_from_facts, read_entries, vocabulary_of)
+from agent.knowledge import (
+    MAX_ANSWER_WORDS,
+    Entry,
+    KnowledgeBase,
+    KnowledgeError,
+    RetrievalOptions,
+    entries_from_facts,
+    read_entries,
+    vocabulary_of,
+)
 
 DATA = Path(__file__).parent / "data"
 BAKERY = DATA / "bakery.toml"

@@ -11,7 +11,6 @@ import numpy as np
 import openai
 import pytest
 
-
 pytestmark = pytest.mark.models
 END_CALL = {"type": "function", "function": {
     "name": "end_call", "description": "End the call. Use it only after the caller says goodbye.",
@@ -82,8 +81,9 @@ def test_streaming_chat_emits_a_proper_tool_call(client):
     stream = client.chat.completions.create(
         model="gpt-4o-mini", stream=True, tools=[END_CALL],
         temperature=0,
-        messages=[{"role": "system", "content": "You are a phone assistant. Call end_call when the caller says goodbye."},
-                  {"role": "user", "content": "Bye. Please end the call now."}])
+        messages=[
+            {"role": "system", "content": "You are a phone assistant. Call end_call when the caller says goodbye."},
+            {"role": "user", "content": "Bye. Please end the call now."}])
     chunks = [c for c in stream if c.choices]
     calls = [call for c in chunks for call in (c.choices[0].delta.tool_calls or [])]
     assert [call.function.name for call in calls] == ["end_call"]
@@ -135,7 +135,8 @@ def test_a_prompt_longer_than_the_context_is_a_clean_400(client, stream):
                                                  {"role": "user", "content": "What colour was the sky?"}])
     assert error.value.code == "context_length_exceeded"
     assert "maximum context length" in error.value.message
-    reply = client.chat.completions.create(model="gpt-4o-mini", max_tokens=5, messages=[{"role": "user", "content": "Hi"}])
+    reply = client.chat.completions.create(model="gpt-4o-mini", max_tokens=5,
+                                           messages=[{"role": "user", "content": "Hi"}])
     assert reply.choices[0].message.content
 
 
@@ -180,7 +181,8 @@ def test_bad_speech_requests(endpoint, body, status):
 
 
 def test_malformed_json_and_wrong_method(endpoint):
-    response = httpx.post(f"{endpoint}/chat/completions", content=b"{not json", headers={"content-type": "application/json"})
+    response = httpx.post(f"{endpoint}/chat/completions", content=b"{not json",
+                          headers={"content-type": "application/json"})
     assert response.status_code == 400 and response.json()["error"]["type"] == "invalid_request_error"
     assert httpx.get(f"{endpoint}/chat/completions").status_code == 405
 

@@ -44,7 +44,8 @@ def test_session_endpoint_mints_a_fresh_room_without_exposing_the_secret(playgro
 
 
 @pytest.mark.browser
-@pytest.mark.skipif(not CHROMIUM or not NODE_MODULES.exists(), reason="needs Debian chromium and `npm ci` in playground/web")
+@pytest.mark.skipif(not CHROMIUM or not NODE_MODULES.exists(),
+                    reason="needs Debian chromium and `npm ci` in playground/web")
 def test_a_person_talks_to_the_agent_in_chromium(playground, tmp_path):
     from local_openai.tts import TextToSpeech
 

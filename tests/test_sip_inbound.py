@@ -14,7 +14,8 @@ from livekit import api
 
 from sip import provisioning
 
-pytestmark = [pytest.mark.stack, pytest.mark.skipif(not shutil.which("sipp"), reason="needs sipp: apt-get install sip-tester")]
+pytestmark = [pytest.mark.stack,
+              pytest.mark.skipif(not shutil.which("sipp"), reason="needs sipp: apt-get install sip-tester")]
 SCENARIO = Path(__file__).parent / "data" / "invite_and_ring.xml"
 
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import re
 import subprocess
+import time
 
+import httpx
 import pytest
 from livekit import api
 
@@ -135,13 +137,13 @@ def test_server_down(stack_servers):
 def test_server_without_redis_says_sip_is_not_enabled(stack_servers, tmp_path):
     """A livekit-server with no Redis answers every SIP call with an error; we turn it into one line."""
     port = 23501
-    server = subprocess.Popen(
-        [installed_path(LIVEKIT_SERVER), "--dev", "--bind", "127.0.0.1", "--port", str(port),
-         "--udp-port", "23502", "--node-ip", "127.0.0.1"],
-        stdout=open(tmp_path / "server.log", "wb"), stderr=subprocess.STDOUT,
-    )
+    with open(tmp_path / "server.log", "wb") as server_log:  # the server keeps its own copy of the descriptor
+        server = subprocess.Popen(
+            [installed_path(LIVEKIT_SERVER), "--dev", "--bind", "127.0.0.1", "--port", str(port),
+             "--udp-port", "23502", "--node-ip", "127.0.0.1"],
+            stdout=server_log, stderr=subprocess.STDOUT,
+        )
     try:
-        import time, httpx
         for _ in range(100):
             try:
                 if httpx.get(f"http://127.0.0.1:{port}/").status_code == 200:

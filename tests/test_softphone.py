@@ -16,8 +16,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sip.softphone import PORT_RATE, CallOptions, CallResult, _Audio, _make_port, run_call_process, \
-    result_from_process, write_wav
+from sip.softphone import (
+    PORT_RATE,
+    CallOptions,
+    CallResult,
+    _Audio,
+    _make_port,
+    result_from_process,
+    run_call_process,
+    write_wav,
+)
 
 pj = pytest.importorskip("pjsua2")
 pytestmark = pytest.mark.unit

@@ -2,8 +2,18 @@
 
 import pytest
 
-from bench.spoken_eval import (MARK_BEGIN, MARK_END, SCENARIOS, Line, Scenario, ScenarioError, load_scenarios,
-                               mentions, score_call, write_section)
+from bench.spoken_eval import (
+    MARK_BEGIN,
+    MARK_END,
+    SCENARIOS,
+    Line,
+    Scenario,
+    ScenarioError,
+    load_scenarios,
+    mentions,
+    score_call,
+    write_section,
+)
 from sip.softphone import CallResult, Turn
 
 pytestmark = pytest.mark.unit
