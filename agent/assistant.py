@@ -99,9 +99,9 @@ class PhoneAssistant(Agent):
         if isinstance(decision, Answer):
             chat_ctx = chat_ctx.copy()
             chat_ctx.add_message(role="system", content=facts_message(decision.facts))
-        # Actions are the turn policy's alone; the model only talks.
-        model_settings.tool_choice = "none"
-        async for chunk in Agent.default.llm_node(self, chat_ctx, tools, model_settings):
+        # Actions are the turn policy's alone, so the model is offered no tools: it only talks (a small model offered
+        # tools writes calls, and a dropped call left the caller in silence).
+        async for chunk in Agent.default.llm_node(self, chat_ctx, [], model_settings):
             yield chunk
 
     @function_tool

@@ -4,9 +4,9 @@
   the caller's answer decides. A negated request ("don't hang up") is not that intent at all.
 - Hours and time questions get an answer computed from the schedule and the clock, never the model's guess.
 - "Hold on" gets a short reply and no action.
-- A question gets the best-matching knowledge-base answer, as the business wrote it; a question that no entry
+- A turn that a knowledge-base entry answers gets that answer, as the business wrote it; a question that no entry
   answers gets "I don't know" and an offer of a colleague, never an invented price or policy.
-- Everything else (greetings, requests, small talk) goes to the LLM with the relevant entries beside it.
+- Everything else (greetings, small talk) goes to the LLM.
 
 Decisions read only the conversation so far (no hidden state), so a preemptive generation that runs twice for the same
 turn decides the same way twice.
@@ -82,7 +82,7 @@ class TurnPolicy:
     def __init__(self, *, profile: BusinessProfile, classifier: IntentClassifier, knowledge: KnowledgeBase,
                  now: Callable[[ZoneInfo], datetime] = datetime.now, verbatim_answers: bool = True) -> None:
         self.profile = profile
-        self.verbatim_answers = verbatim_answers  # False: questions go to the LLM with the facts (measured, worse)
+        self.verbatim_answers = verbatim_answers  # False: the LLM phrases the facts (measured: worse)
         self.classifier = classifier
         self.knowledge = knowledge
         self._now = now
@@ -144,10 +144,12 @@ class TurnPolicy:
             return self._said(answer_hours_question(words, schedule=self._schedule, now=self.now(),
                                                     country=self.profile.business_country), intent)
         facts = tuple(match.entry.answer for match in self.knowledge.search(words, query_vector=vector))
-        if intent.name == "question" and (self.verbatim_answers or not facts):
+        if facts and self.verbatim_answers:
             # The business's own answer, word for word: measured, the small models garble prices and policies
             # they are handed (docs/quality.md), and no LLM round trip is quicker.
-            return self._said(facts[0] if facts else self.dont_know(), intent)
+            return self._said(facts[0], intent)
+        if intent.name == "question" and not facts:
+            return self._said(self.dont_know(), intent)
         return Answer(facts, intent)
 
     def _said(self, text: str, intent: Intent) -> Decision:

@@ -58,14 +58,6 @@ async def session(local_endpoint, policy):
         yield session
 
 
-@pytest.fixture
-async def terse_session(local_endpoint, policy):
-    """For evals that judge only what the assistant did: its words are cut short, to spare the CPU."""
-    model, session = await started_session(local_endpoint, policy, max_completion_tokens=12)
-    async with model, session:
-        yield session
-
-
 def executed_calls(result) -> list[str]:
     return [e.item.name for e in result.events if isinstance(e.item, llm.FunctionCallOutput)
             and e.item.output != "The call goes on."]
@@ -93,17 +85,28 @@ async def test_answers_a_hello_briefly_and_without_markdown(session):
     assert executed_calls(result) == []
 
 
-@pytest.mark.parametrize(("words", "intent"), labelled("goodbye", "person", "negation", "idiom", "hold", "mixed"))
-async def test_the_labelled_set_end_to_end(terse_session, words, intent):
-    """Over the labelled set's trigger-word categories: a call ends or is transferred only when the caller meant it;
-    when the caller meant it, the assistant acts, or asks first."""
-    result = await terse_session.run(user_input=words)
-    calls, text = executed_calls(result), spoken(result)
-    wanted = {"end_call": "end_call", "transfer": "transfer_to_human"}.get(intent)
-    assert [c for c in calls if c in ("end_call", "transfer_to_human")] in ([wanted] if wanted else [], [])
-    if wanted and not calls:
-        assert (ASK_END if wanted == "end_call" else ASK_TRANSFER) in text, (words, text)
-    assert text.strip(), result.events
+async def test_the_labelled_set_end_to_end(local_endpoint, policy):
+    """Over the labelled set's trigger-word categories, through the whole agent: no call is ended or transferred that
+    the caller did not mean to end or transfer, and at least 95 % of real requests are acted on (or asked about)."""
+    false_actions, missed, silent = [], [], []
+    rows = labelled("goodbye", "person", "negation", "idiom", "hold", "mixed")
+    for words, intent in rows:
+        # A new call per utterance; its words are cut short, since only what the assistant did is judged here.
+        model, session = await started_session(local_endpoint, policy, max_completion_tokens=12)
+        async with model, session:
+            result = await session.run(user_input=words)
+        done = [c for c in executed_calls(result) if c in ("end_call", "transfer_to_human")]
+        wanted = {"end_call": "end_call", "transfer": "transfer_to_human"}.get(intent)
+        if any(c != wanted for c in done):
+            false_actions.append((words, done))
+        if wanted and not done and (ASK_END if wanted == "end_call" else ASK_TRANSFER) not in spoken(result):
+            missed.append(words)
+        if not done and not spoken(result).strip():
+            silent.append(words)
+    meant = sum(intent in ("end_call", "transfer") for _, intent in rows)
+    assert false_actions == []
+    assert silent == []
+    assert len(missed) <= 0.05 * meant, missed
 
 
 async def test_a_confirmed_goodbye_ends_the_call(session):

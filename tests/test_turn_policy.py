@@ -101,10 +101,17 @@ def test_a_question_gets_the_businesss_own_answer():
     assert decision == Say("Free parking behind.", Intent("question", 0.9))
 
 
-def test_other_turns_go_to_the_llm_with_the_facts_beside_them():
+def test_any_turn_an_entry_answers_gets_that_answer():
     rules = policy({"I want a cake": Intent("other", 0.9)}, {"I want a cake": "Cakes from 45 dollars."})
-    decision = rules.decide(said("I want a cake"))
-    assert decision == Answer(("Cakes from 45 dollars.",), Intent("other", 0.9))
+    assert rules.decide(said("I want a cake")) == Say("Cakes from 45 dollars.", Intent("other", 0.9))
+
+
+def test_other_turns_go_to_the_llm_and_it_phrases_facts_only_when_asked_to():
+    assert policy({"hello": Intent("other", 0.9)}).decide(said("hello")) == Answer((), Intent("other", 0.9))
+    rules = TurnPolicy(profile=BusinessProfile(), classifier=StandInClassifier({"cake?": Intent("question", 0.9)}),
+                       knowledge=StandInKnowledge({"cake?": "Cakes from 45 dollars."}), verbatim_answers=False)
+    decision = rules.decide(said("cake?"))
+    assert decision == Answer(("Cakes from 45 dollars.",), Intent("question", 0.9))
     assert "Cakes from 45 dollars." in facts_message(decision.facts)
 
 
