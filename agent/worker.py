@@ -165,18 +165,35 @@ def log_turn_metrics(event) -> None:
 
 async def apologize_and_hang_up(ctx: JobContext, message: str, reason: str) -> None:
     """Says `message` with the offline voice (it works when the AI provider does not), then ends the call, so
-    the caller hears no silence."""
-    from local_openai.tts import TextToSpeech
+    the caller hears no silence. The voice is Piper (GPL-3.0): it runs as a program of its own,
+    `python -m local_openai.speak`, and never loads into this process; its stdout is 16-bit mono PCM at `rate`."""
+    import sys
 
-    tts = TextToSpeech()
-    source = rtc.AudioSource(tts.sample_rate, 1)
-    track = rtc.LocalAudioTrack.create_audio_track("apology", source)
-    await ctx.room.local_participant.publish_track(
-        track, rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE))
-    for chunk in tts.synthesize(message):
-        for start in range(0, chunk.size, tts.sample_rate // 50):  # 20 ms frames
-            piece = chunk[start:start + tts.sample_rate // 50]
-            await source.capture_frame(rtc.AudioFrame(piece.tobytes(), tts.sample_rate, 1, piece.size))
-    await source.wait_for_playout()
+    rate = 24000
+    frame_bytes = rate // 50 * 2  # 20 ms of 16-bit samples
+    speaker = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "local_openai.speak", "--sample-rate", str(rate), message,
+        stdout=asyncio.subprocess.PIPE)  # its stderr is ours: a failure shows in the agent's log
+    try:
+        source = rtc.AudioSource(rate, 1)
+        track = rtc.LocalAudioTrack.create_audio_track("apology", source)
+        await ctx.room.local_participant.publish_track(
+            track, rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE))
+        while True:
+            try:
+                pcm = await speaker.stdout.readexactly(frame_bytes)
+            except asyncio.IncompleteReadError as end:  # the last, shorter frame
+                pcm = end.partial[:len(end.partial) // 2 * 2]
+            if pcm:
+                await source.capture_frame(rtc.AudioFrame(pcm, rate, 1, len(pcm) // 2))
+            if len(pcm) < frame_bytes:
+                break
+        if await speaker.wait():
+            log.error("the offline voice failed (exit %d); its error is above", speaker.returncode)
+        await source.wait_for_playout()
+    finally:
+        if speaker.returncode is None:
+            speaker.kill()
+            await speaker.wait()
     ctx.delete_room()
     ctx.shutdown(reason)

@@ -1,0 +1,41 @@
+"""`python -m local_openai.speak`, run as the agent runs it: a program of its own whose stdout is 16-bit PCM."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from stack.settings import REPO_ROOT
+
+APOLOGY = "Sorry, our assistant is not available right now. Please call again later. Goodbye."
+
+
+def speak(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "local_openai.speak", *args], cwd=REPO_ROOT, capture_output=True,
+                          timeout=120)
+
+
+@pytest.mark.models
+def test_speaks_the_text_as_pcm_at_the_rate_asked_for():
+    at_24k, at_16k = speak(APOLOGY), speak("--sample-rate", "16000", APOLOGY)
+    assert at_24k.returncode == 0 and at_16k.returncode == 0, at_24k.stderr.decode() + at_16k.stderr.decode()
+    pcm = np.frombuffer(at_24k.stdout, dtype="<i2")
+    seconds = pcm.size / 24000
+    # Fifteen words at a speaking pace: a few seconds, neither a click nor a minute.
+    assert 2.0 < seconds < 12.0, seconds
+    assert np.sqrt(np.mean(pcm.astype(np.float64) ** 2)) > 300, "the audio is (nearly) silent"
+    # The same speech at another rate: as long, in two thirds of the samples.
+    assert len(at_16k.stdout) % 2 == 0
+    assert abs(len(at_16k.stdout) / 2 / 16000 - seconds) < 0.1
+
+
+@pytest.mark.unit
+def test_an_unknown_voice_is_one_line_on_stderr_and_no_audio():
+    result = speak("--voice", "/nonexistent/voice.onnx", "Hello")
+    assert result.returncode == 2
+    assert result.stdout == b""
+    assert result.stderr.decode().strip() == (
+        "error: LOCAL_TTS_VOICE '/nonexistent/voice.onnx' is not a piper .onnx file")
