@@ -45,7 +45,7 @@ class ClassifierOptions:
     use_chars: bool = False  # measured: no gain over words + embedding, and higher thresholds
     use_embedding: bool = True
     embedding_weight: float = 1.0
-    regularization: float = 100.0  # logistic regression's C
+    regularization: float = 30.0  # logistic regression's C
 
 
 def read_labelled(path: Path) -> list[tuple[str, str]]:
@@ -141,7 +141,8 @@ def prepare_exemplar_embeddings() -> None:
     cache = embedding_cache_path()
     if not cache.is_file():
         texts = [text for text, _ in read_labelled(EXEMPLARS)]
-        print(f"agent: embedding {len(texts)} intent exemplars once (about {len(texts) // 20} s) into {cache}", flush=True)
+        print(f"agent: embedding {len(texts)} intent exemplars once (about {len(texts) // 20} s) into {cache}",
+              flush=True)
         IntentClassifier._save(cache, shared_embedder().query(texts))
 
 

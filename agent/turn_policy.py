@@ -34,7 +34,7 @@ log = logging.getLogger("agent.policy")
 
 # Chosen on the exemplar bank by cross-validation (bench/intent_eval.py): above ACT_THRESHOLD no utterance of another
 # intent was ever acted on; between the two the caller is asked first.
-ACT_THRESHOLD = {"end_call": 0.65, "transfer": 0.75}
+ACT_THRESHOLD = {"end_call": 0.70, "transfer": 0.70}
 CONFIRM_THRESHOLD = 0.35
 
 ASK_END = "Is there anything else, or shall I end the call?"
@@ -43,8 +43,8 @@ WAIT_REPLY = "Sure, take your time. I'll stay on the line."
 NOT_ENDING = "Okay, I'm still here. What else can I help you with?"
 NOT_TRANSFERRING = "Okay. What else can I help you with?"
 DONT_KNOW = "I'm sorry, I don't have that information."
-DONT_KNOW_NO_COLLEAGUE = ("I'm sorry, I don't have that information. A colleague can answer that if you call back during "
-                          "our opening hours.")
+DONT_KNOW_NO_COLLEAGUE = ("I'm sorry, I don't have that information. A colleague can answer that if you call back "
+                          "during our opening hours.")
 TOOLS = {"end_call": "end_call", "transfer": "transfer_to_human", "time": "get_current_time"}
 
 
@@ -105,7 +105,8 @@ class TurnPolicy:
 
     def describe(self) -> str:
         hours = (f"opening hours {self.profile.opening_hours!r}" if self._schedule else
-                 "no opening hours that can be checked (set OPENING_HOURS): hours questions get BUSINESS_HOURS read out")
+                 "no opening hours that can be checked (set OPENING_HOURS): hours questions get BUSINESS_HOURS "
+                 "read out")
         return f"turn policy: {len(self.knowledge)} knowledge-base entries, {hours}"
 
     def now(self) -> datetime:

@@ -18,8 +18,8 @@ from livekit.plugins import silero
 
 from .assistant import PhoneAssistant
 from .business import BusinessProfile
-from .turn_policy import TurnPolicy
 from .providers import build_plugins, check_credentials, choose_providers, session_connect_options
+from .turn_policy import TurnPolicy
 
 log = logging.getLogger("agent")
 AGENT_NAME = os.environ.get("AGENT_NAME") or "phone-assistant"

@@ -20,7 +20,7 @@ import re
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -74,9 +74,9 @@ async def ask_all(base_url: str, verbatim: bool) -> list[tuple[str, str, bool, f
 
 
 def start_endpoint(model: str, port: int) -> subprocess.Popen:
-    log = open(f"/tmp/facts-eval-endpoint-{port}.log", "wb")
-    process = subprocess.Popen([sys.executable, "-m", "local_openai", "--port", str(port)], cwd=ROOT, stdout=log,
-                               stderr=subprocess.STDOUT, env={**os.environ, "LOCAL_LLM_MODEL": model})
+    with open(f"/tmp/facts-eval-endpoint-{port}.log", "wb") as log:
+        process = subprocess.Popen([sys.executable, "-m", "local_openai", "--port", str(port)], cwd=ROOT, stdout=log,
+                                   stderr=subprocess.STDOUT, env={**os.environ, "LOCAL_LLM_MODEL": model})
     deadline = time.monotonic() + 900
     while time.monotonic() < deadline:
         try:
@@ -111,7 +111,8 @@ def main() -> int:
                 seconds = sorted(r[3] for r in results)
                 rows.append(f"| {model} | {mode} | {sum(r[2] for r in results)}/{len(results)} "
                             f"({sum(r[2] for r in results) / len(results):.0%}) | "
-                            f"{sum(r[2] for r in answerable)}/{len(answerable)} | {sum(r[2] for r in unknown)}/{len(unknown)} | "
+                            f"{sum(r[2] for r in answerable)}/{len(answerable)} | "
+                            f"{sum(r[2] for r in unknown)}/{len(unknown)} | "
                             f"{seconds[len(seconds) // 2]:.2f} |")
                 print(rows[-1], flush=True)
         finally:
@@ -126,12 +127,14 @@ def main() -> int:
 
 
 def write_section(path: Path, table: str, arguments: str) -> None:
-    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     section = (f"{MARK_BEGIN}\n## Fact questions (bench/facts_eval.py)\n\nMeasured {stamp} on this 2-core machine: "
-               f"{len(fact_questions())} caller questions about the bakery test profile (`tests/data/bakery_facts_eval.csv`, "
+               f"{len(fact_questions())} caller questions about the bakery test profile "
+               "(`tests/data/bakery_facts_eval.csv`, "
                "phrased unlike the knowledge base's own variants; 16 of them are not answered by it), each in a new "
                "text-mode session through the real agent and the local endpoint, greedy decoding. Right = the reply "
-               "names one of the expected keywords, or, for an unanswerable one, says it doesn't know and names no price. "
+               "names one of the expected keywords, or, for an unanswerable one, says it doesn't know and names no "
+               "price. "
                f"Rerun: `.venv/bin/python bench/facts_eval.py {arguments}`.\n\n{table}\n{MARK_END}")
     text = path.read_text() if path.exists() else "# Quality\n"
     if MARK_BEGIN in text:

@@ -1,5 +1,5 @@
-"""Text-mode evals of the whole assistant (turn policy + real local LLM through the local endpoint), written as LiveKit's
-agent-starter evals: `session.run(user_input=...)` and RunResult assertions.
+"""Text-mode evals of the whole assistant (turn policy + real local LLM through the local endpoint), written as
+LiveKit's agent-starter evals: `session.run(user_input=...)` and RunResult assertions.
 
 The profile is the bakery test profile (tests/data/bakery.toml), not the default one.
 """

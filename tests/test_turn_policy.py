@@ -11,7 +11,17 @@ from agent.business import BusinessProfile
 from agent.intents import Intent
 from agent.knowledge import Entry, KnowledgeBase
 from agent.turn_policy import (
-    ASK_END, ASK_TRANSFER, NOT_ENDING, WAIT_REPLY, Act, Answer, Say, Turn, TurnPolicy, facts_message, last_said,
+    ASK_END,
+    ASK_TRANSFER,
+    NOT_ENDING,
+    WAIT_REPLY,
+    Act,
+    Answer,
+    Say,
+    Turn,
+    TurnPolicy,
+    facts_message,
+    last_said,
 )
 
 pytestmark = pytest.mark.unit
@@ -41,8 +51,8 @@ class StandInKnowledge(KnowledgeBase):
 
 
 def policy(intents: dict[str, Intent], answers: dict[str, str] | None = None, **profile) -> TurnPolicy:
-    return TurnPolicy(profile=BusinessProfile(opening_hours="Mo-Fr 09:00-17:00", transfer_number="+15550199", **profile),
-                      classifier=StandInClassifier(intents), knowledge=StandInKnowledge(answers or {}),
+    profile = BusinessProfile(opening_hours="Mo-Fr 09:00-17:00", transfer_number="+15550199", **profile)
+    return TurnPolicy(profile=profile, classifier=StandInClassifier(intents), knowledge=StandInKnowledge(answers or {}),
                       now=lambda zone: datetime(2026, 11, 28, 10, 0, tzinfo=zone))  # a Saturday
 
 
@@ -97,7 +107,8 @@ def test_without_a_colleague_it_does_not_offer_one():
 
 
 def test_a_question_gets_the_businesss_own_answer():
-    decision = policy({"parking?": Intent("question", 0.9)}, {"parking?": "Free parking behind."}).decide(said("parking?"))
+    rules = policy({"parking?": Intent("question", 0.9)}, {"parking?": "Free parking behind."})
+    decision = rules.decide(said("parking?"))
     assert decision == Say("Free parking behind.", Intent("question", 0.9))
 
 
