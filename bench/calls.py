@@ -22,6 +22,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.report import replace_section
 from bench.stack_metrics import AGENT_STAGES, AgentLog, ProcessSampler, stage_p50s
 from sip.call_command import _defaults
 from sip.softphone import CallOptions, CallResult, place_call_in_subprocess, synthesize, write_wav
@@ -35,7 +36,6 @@ QUESTIONS = [
 # Between levels: the last level's jobs take a moment to close, and until then they count against
 # AGENT_MAX_CALLS (a call over it hears "all lines busy").
 SETTLE_S = 5
-MARK_BEGIN, MARK_END = "<!-- bench/calls.py begin -->", "<!-- bench/calls.py end -->"
 
 
 def percentile(values: list[float], q: float) -> float | None:
@@ -131,18 +131,12 @@ def main() -> int:
     if args.write:
         providers = "OpenAI" if os.environ.get("OPENAI_API_KEY") else "local models (no OPENAI_API_KEY)"
         section = "\n".join([
-            MARK_BEGIN, "## Phone calls (bench/calls.py)", "",
+            "## Phone calls (bench/calls.py)", "",
             f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {platform.machine()} with "
             f"{os.cpu_count()} CPU cores, {providers}; {args.calls} calls per level, {args.turns} turns per call. "
             "Times are at the caller (the softphone): greeting = INVITE -> first agent audio; voice-to-voice = end "
-            "of the caller's speech -> first agent audio.", "", *table, "", MARK_END])
-        text = args.write.read_text() if args.write.exists() else "# Benchmarks\n"
-        if MARK_BEGIN in text and MARK_END in text:
-            text = text[: text.index(MARK_BEGIN)] + section + text[text.index(MARK_END) + len(MARK_END):]
-        else:
-            text = text.rstrip() + "\n\n" + section + "\n"
-        args.write.parent.mkdir(parents=True, exist_ok=True)
-        args.write.write_text(text)
+            "of the caller's speech -> first agent audio.", "", *table])
+        replace_section(args.write, "bench/calls.py", section, title="# Benchmarks")
         print(f"wrote {args.write}", file=sys.stderr)
     return 0 if all(row[1] == row[2] for row in rows) else 1
 

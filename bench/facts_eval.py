@@ -28,10 +28,11 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.report import replace_section  # noqa: E402
+
 DATA = ROOT / "tests" / "data"
 QUESTIONS = DATA / "bakery_facts_eval.csv"
 ENV = {"BUSINESS_CONFIG": str(DATA / "bakery.toml")}
-MARK_BEGIN, MARK_END = "<!-- bench/facts_eval.py begin -->", "<!-- bench/facts_eval.py end -->"
 DONT_KNOW = re.compile(r"\b(don't|do not|not sure|no information|not able|can't|cannot)\b", re.I)
 PRICE = re.compile(r"\$\s?\d|\b\d+(\.\d+)?\s*(dollars|bucks|cents)\b", re.I)
 
@@ -128,21 +129,15 @@ def main() -> int:
 
 def write_section(path: Path, table: str, arguments: str) -> None:
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    section = (f"{MARK_BEGIN}\n## Fact questions (bench/facts_eval.py)\n\nMeasured {stamp} on this 2-core machine: "
+    section = (f"## Fact questions (bench/facts_eval.py)\n\nMeasured {stamp} on this 2-core machine: "
                f"{len(fact_questions())} caller questions about the bakery test profile "
                "(`tests/data/bakery_facts_eval.csv`, "
                "phrased unlike the knowledge base's own variants; 16 of them are not answered by it), each in a new "
                "text-mode session through the real agent and the local endpoint, greedy decoding. Right = the reply "
                "names one of the expected keywords, or, for an unanswerable one, says it doesn't know and names no "
                "price. "
-               f"Rerun: `.venv/bin/python bench/facts_eval.py {arguments}`.\n\n{table}\n{MARK_END}")
-    text = path.read_text() if path.exists() else "# Quality\n"
-    if MARK_BEGIN in text:
-        before, rest = text.split(MARK_BEGIN, 1)
-        text = before + section + rest.split(MARK_END, 1)[1]
-    else:
-        text = text.rstrip() + "\n\n" + section + "\n"
-    path.write_text(text)
+               f"Rerun: `.venv/bin/python bench/facts_eval.py {arguments}`.\n\n{table}")
+    replace_section(path, "bench/facts_eval.py", section)
 
 
 if __name__ == "__main__":

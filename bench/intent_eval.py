@@ -27,9 +27,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from agent.embeddings import shared_embedder
 from agent.intents import ACTIONS, EXEMPLARS, INTENTS, ClassifierOptions, IntentClassifier, read_labelled
 from agent.turn_policy import ACT_THRESHOLD, CONFIRM_THRESHOLD
+from bench.report import replace_section
 
 HELD_OUT = Path(__file__).resolve().parent.parent / "tests" / "data" / "caller_intents.csv"
-MARK_BEGIN, MARK_END = "<!-- bench/intent_eval.py begin -->", "<!-- bench/intent_eval.py end -->"
 MARGIN = 0.05
 
 # Candidates; the shipped one (ClassifierOptions()) has the best mean cross-validated recall (end call, transfer) on
@@ -185,20 +185,14 @@ def main() -> int:
 
 def write_section(path: Path, report: str, bank_size: int, held_out_size: int) -> None:
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    section = (f"{MARK_BEGIN}\n## Intent layer (bench/intent_eval.py)\n\nMeasured {stamp}: trained on the exemplar "
+    section = (f"## Intent layer (bench/intent_eval.py)\n\nMeasured {stamp}: trained on the exemplar "
                f"bank ({bank_size} utterances), measured on the held-out set `tests/data/caller_intents.csv` "
                f"({held_out_size} utterances, written separately). Thresholds are chosen on the bank by 5-fold "
                "cross-validation, never on the held-out set. \"Recall\" counts the turns acted on at once; in "
                "brackets, with those where the agent "
                "first asks (\"Shall I end the call?\"). Rerun: `.venv/bin/python bench/intent_eval.py --write "
-               f"docs/quality.md`.\n\n{report}\n{MARK_END}")
-    text = path.read_text() if path.exists() else "# Quality\n"
-    if MARK_BEGIN in text:
-        before, rest = text.split(MARK_BEGIN, 1)
-        text = before + section + rest.split(MARK_END, 1)[1]
-    else:
-        text = text.rstrip() + "\n\n" + section + "\n"
-    path.write_text(text)
+               f"docs/quality.md`.\n\n{report}")
+    replace_section(path, "bench/intent_eval.py", section)
 
 
 if __name__ == "__main__":

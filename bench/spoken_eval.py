@@ -31,10 +31,10 @@ import numpy as np
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
+from bench.report import replace_section  # noqa: E402
 from sip.softphone import CallOptions, CallResult, place_call_in_subprocess  # noqa: E402
 
 SCENARIOS = REPO_ROOT / "tests" / "data" / "spoken_eval.toml"
-MARK_BEGIN, MARK_END = "<!-- bench/spoken_eval.py begin -->", "<!-- bench/spoken_eval.py end -->"
 
 
 # ---------------------------------------------------------------------------------------------- scenarios
@@ -334,17 +334,6 @@ def failure_lines(outcomes: list[Outcome]) -> list[str]:
     return lines
 
 
-def write_section(path: Path, section: str, title: str = "# Quality") -> None:
-    """Puts `section` between our markers in `path`, keeping every other section (other tools write there too)."""
-    text = path.read_text() if path.exists() else f"{title}\n"  # read right before writing: others edit it
-    if MARK_BEGIN in text and MARK_END in text:
-        text = text[: text.index(MARK_BEGIN)] + section + text[text.index(MARK_END) + len(MARK_END):]
-    else:
-        text = text.rstrip() + "\n\n" + section + "\n"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
-
-
 def model_description(env: dict[str, str]) -> str:
     """The LLM the agent talks to, as the stack passes it on."""
     if env.get("OPENAI_API_KEY") and not env.get("OPENAI_BASE_URL"):
@@ -455,7 +444,7 @@ def main(argv: list[str] | None = None) -> int:
         shown = args.scenarios.resolve()
         shown = shown.relative_to(REPO_ROOT) if shown.is_relative_to(REPO_ROOT) else shown
         section = "\n".join([
-            MARK_BEGIN, "## Spoken evaluation (bench/spoken_eval.py)", "",
+            "## Spoken evaluation (bench/spoken_eval.py)", "",
             f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {platform.machine()} with "
             f"{os.cpu_count()} CPU cores; model: {model}. {len(scenarios)} scenarios (`{shown}`) "
             f"against `{plan.profile}`, each a real SIP call through livekit-sip offering only PCMU (8 kHz), placed "
@@ -465,8 +454,8 @@ def main(argv: list[str] | None = None) -> int:
             f"Command: `{command_line(argv)}`", "",
             *table, "",
             f"<details><summary>Failed expectations ({len(failures)})</summary>", "",
-            *(failures or ["None."]), "", "</details>", MARK_END])
-        write_section(args.write, section)
+            *(failures or ["None."]), "", "</details>"])
+        replace_section(args.write, "bench/spoken_eval.py", section)
         print(f"wrote {args.write}", file=sys.stderr)
     shutil.rmtree(folder, ignore_errors=True)
     return 1 if any(not o.result.ok for o in outcomes) else 0

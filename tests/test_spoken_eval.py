@@ -2,9 +2,8 @@
 
 import pytest
 
+from bench.report import replace_section
 from bench.spoken_eval import (
-    MARK_BEGIN,
-    MARK_END,
     SCENARIOS,
     Line,
     Scenario,
@@ -12,7 +11,6 @@ from bench.spoken_eval import (
     load_scenarios,
     mentions,
     score_call,
-    write_section,
 )
 from sip.softphone import CallResult, Turn
 
@@ -109,9 +107,9 @@ def test_a_misspelt_key_is_an_error(tmp_path):
 
 def test_writing_replaces_only_our_section(tmp_path):
     doc = tmp_path / "quality.md"
-    write_section(doc, f"{MARK_BEGIN}\nfirst\n{MARK_END}")
+    replace_section(doc, "bench/spoken_eval.py", "first")
     assert doc.read_text().startswith("# Quality\n")
     doc.write_text(doc.read_text() + "\n## Someone else's section\nkeep me\n")
-    write_section(doc, f"{MARK_BEGIN}\nsecond\n{MARK_END}")
+    replace_section(doc, "bench/spoken_eval.py", "second")
     text = doc.read_text()
     assert "second" in text and "first" not in text and "keep me" in text
