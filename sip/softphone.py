@@ -682,7 +682,10 @@ CRASHED = "the softphone process ended without a result"
 def result_from_process(out: str, err: str, returncode: int | None = None) -> CallResult:
     for line in reversed(out.splitlines()):
         if line.startswith("{"):
-            return CallResult.from_json(line)
+            try:
+                return CallResult.from_json(line)
+            except (ValueError, TypeError):  # another JSON line on stdout (a library's log): not our result
+                continue
     lines = [line for line in err.strip().splitlines() if line.strip()]
     how = f" (exit status {returncode})" if returncode is not None else ""
     # faulthandler's report: the fatal error and the innermost Python frame say where it died.
