@@ -34,10 +34,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from agent.vocabulary import transcription_prompt  # noqa: E402
-from bench.report import replace_section  # noqa: E402
-from local_openai.audio import StreamResampler  # noqa: E402
-from local_openai.model_store import CACHE_DIR  # noqa: E402
+from agent.vocabulary import transcription_prompt
+from bench.report import replace_section
+from local_openai.audio import StreamResampler
+from local_openai.model_store import CACHE_DIR
 
 BUSINESS_NAME = "Lakeside Bakery"
 STREET = "14 Birch Lane"
@@ -190,7 +190,7 @@ def assemble_whisper(model: SplitWhisper) -> Path | None:
         spec = importlib.util.find_spec(f"{model.package_prefix}{index}")
         if spec is None or not spec.submodule_search_locations:
             return None
-        data_dirs.append(Path(list(spec.submodule_search_locations)[0]) / "data")
+        data_dirs.append(Path(next(iter(spec.submodule_search_locations))) / "data")
     partial = target.with_name(model.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
