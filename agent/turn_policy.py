@@ -2,7 +2,8 @@
 
 - Ending the call and transferring happen only on a confident intent; an unsure one gets a yes/no question first, and
   the caller's answer decides. A negated request ("don't hang up") is not that intent at all.
-- Hours and time questions get an answer computed from the schedule and the clock, never the model's guess.
+- Hours and time questions get an answer computed from the schedule and the clock, never the model's guess; so does
+  any request for a day the business is closed ("Can I pick up bread on Monday?").
 - "Hold on" gets a short reply and no action.
 - A turn that a knowledge-base entry answers gets that answer, as the business wrote it; a question that no entry
   answers gets "I don't know" and an offer of a colleague, never an invented price or policy.
@@ -25,7 +26,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import numpy as np
 
 from .business import BusinessProfile
-from .hours import answer_hours_question, clock, hours_from_text
+from .hours import answer_hours_question, clock, day_hours, hours_from_text, read_question
 from .intents import Intent, IntentClassifier, default_classifier
 from .knowledge import KnowledgeBase
 from .vocabulary import transcription_prompt
@@ -144,6 +145,10 @@ class TurnPolicy:
                 return Answer((f"Our opening hours: {self.profile.business_hours}.",), intent)
             return self._said(answer_hours_question(words, schedule=self._schedule, now=self.now(),
                                                     country=self.profile.business_country), intent)
+        if self._names_a_closed_day(words):
+            # "Can I pick up bread on Monday?" asks about the business's hours too: the closure comes first.
+            return self._said(answer_hours_question(words, schedule=self._schedule, now=self.now(),
+                                                    country=self.profile.business_country), intent)
         facts = tuple(match.entry.answer for match in self.knowledge.search(words, query_vector=vector))
         if facts and self.verbatim_answers:
             # The business's own answer, word for word: measured, the small models garble prices and policies
@@ -152,6 +157,12 @@ class TurnPolicy:
         if intent.name == "question" and not facts:
             return self._said(self.dont_know(), intent)
         return Answer(facts, intent)
+
+    def _names_a_closed_day(self, words: str) -> bool:
+        if self._schedule is None:
+            return False
+        asked = read_question(words, now=self.now(), country=self.profile.business_country)
+        return bool(asked.days) and not any(day_hours(self._schedule, day).is_open for day in asked.days)
 
     def _said(self, text: str, intent: Intent) -> Decision:
         # The fixed sentences are English; in another language the LLM says the same thing in the caller's language.

@@ -94,6 +94,14 @@ def test_hours_are_computed_not_guessed():
     assert isinstance(decision, Say) and "closed" in decision.text.lower(), decision
 
 
+def test_a_request_for_a_closed_day_hears_the_closure_first():
+    rules = policy({"can I come by on sunday?": Intent("question", 0.9),
+                    "can I come by on friday?": Intent("question", 0.9)})
+    decision = rules.decide(said("can I come by on sunday?"))
+    assert isinstance(decision, Say) and "closed" in decision.text.lower(), decision
+    assert "closed" not in rules.decide(said("can I come by on friday?")).text.lower()  # open then: no closure
+
+
 def test_a_question_nothing_answers_gets_i_dont_know_and_a_colleague():
     decision = policy({"price of a unicorn?": Intent("question", 0.9)}).decide(said("price of a unicorn?"))
     assert isinstance(decision, Say) and "don't have that information" in decision.text
