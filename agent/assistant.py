@@ -74,12 +74,8 @@ class PhoneAssistant(Agent):
         self.profile = profile
         self.policy = policy
         self.caller_number = caller_number
-        # Per-call context goes in its own message, after the shared instructions, so the local LLM's cached
-        # prompt prefix (instructions + tools) stays the same for every call.
-        context = ChatContext.empty()
-        if caller_number:
-            context.add_message(role="system", content=f"The caller is calling from {caller_number}.")
-        super().__init__(instructions=instructions_for(profile), chat_ctx=context,
+        # The caller's number stays out of the prompt: the 0.5B model read it out ("The caller is calling from ...").
+        super().__init__(instructions=instructions_for(profile), chat_ctx=ChatContext.empty(),
                          tools=[GuardedEndCallTool(farewell=profile.farewell_text, policy=policy)])
 
     async def llm_node(self, chat_ctx: llm.ChatContext, tools: list[llm.Tool], model_settings: ModelSettings):
@@ -96,9 +92,9 @@ class PhoneAssistant(Agent):
             yield decision.text
             return
         chat_ctx = recent_window(chat_ctx)
-        if isinstance(decision, Answer):
+        if isinstance(decision, Answer) and (note := facts_message(decision.facts)):
             chat_ctx = chat_ctx.copy()
-            chat_ctx.add_message(role="system", content=facts_message(decision.facts))
+            chat_ctx.add_message(role="system", content=note)
         # Actions are the turn policy's alone, so the model is offered no tools: it only talks (a small model offered
         # tools writes calls, and a dropped call left the caller in silence).
         async for chunk in Agent.default.llm_node(self, chat_ctx, [], model_settings):

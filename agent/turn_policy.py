@@ -203,10 +203,10 @@ def last_said(conversation: list[Turn]) -> str:
     return ""
 
 
-def facts_message(facts: tuple[str, ...]) -> str:
-    """The note placed right after the caller's words for the LLM."""
+def facts_message(facts: tuple[str, ...]) -> str | None:
+    """The note placed right after the caller's words for the LLM; None when there is nothing to add (a note saying
+    "no fact answers this" was read out by the 0.5B model as "You don't know.")."""
     if not facts:
-        return ("No stored fact answers this. If the caller asks for information, say you don't know; never guess a "
-                "price, availability or policy.")
+        return None
     listed = "\n".join(f"- {fact}" for fact in facts)
     return f"Facts for this answer (use only these; if they don't answer it, say you don't know):\n{listed}"

@@ -132,6 +132,7 @@ def test_other_turns_go_to_the_llm_and_it_phrases_facts_only_when_asked_to():
     decision = rules.decide(said("cake?"))
     assert decision == Answer(("Cakes from 45 dollars.",), Intent("question", 0.9))
     assert "Cakes from 45 dollars." in facts_message(decision.facts)
+    assert facts_message(()) is None  # nothing to add: no note for the model to read out
 
 
 def test_in_another_language_fixed_sentences_go_through_the_llm():
