@@ -82,10 +82,6 @@ class IntentClassifier:
         self._model.fit(self._features(texts, vectors), labels)
         self.labels: list[str] = list(self._model.classes_)
 
-    @classmethod
-    def default(cls) -> IntentClassifier:
-        return default_classifier()
-
     def _exemplar_vectors(self, texts: list[str], cache: Path | None) -> np.ndarray | None:
         if self._embedder is None:
             return None
