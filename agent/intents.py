@@ -4,7 +4,8 @@ bank (`agent/data/intent_exemplars.csv`).
 Features: word 1-3-grams (so "don't hang up" and "hang up now" differ) and the turn's sentence embedding
 (multilingual-e5-small, shared with the knowledge-base search: it carries paraphrases and other languages), fed to a
 logistic regression whose class probability is the confidence. The method and its settings were chosen by
-measurement on a held-out labelled set (docs/quality.md, `python -m agent.intents --evaluate`).
+cross-validated recall on the bank and measured on a held-out labelled set (docs/quality.md,
+`python bench/intent_eval.py`).
 """
 
 from __future__ import annotations
