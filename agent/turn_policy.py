@@ -89,6 +89,8 @@ class TurnPolicy:
         self._now = now
         self._english = profile.agent_language.lower().startswith("en")
         self._schedule = profile.opening_schedule()
+        # A preemptive generation and the final one decide the same turn: its words are embedded once.
+        self._embed = lru_cache(maxsize=16)(classifier.embed)
 
     @classmethod
     def load(cls, env: Mapping[str, str] | None = None, *, now: Callable[[ZoneInfo], datetime] = datetime.now,
@@ -120,7 +122,7 @@ class TurnPolicy:
     def decide(self, conversation: list[Turn]) -> Decision:
         """What to do about the caller's last turn (the last user item of `conversation`)."""
         words = next((turn.text for turn in reversed(conversation) if turn.role == "user"), "")
-        vector = self.classifier.embed(words) if words.strip() else None
+        vector = self._embed(words) if words.strip() else None
         intent = self.classifier.classify(words, vector=vector)
         decision = self._decide(words, intent, vector, last_said(conversation))
         log.info("turn intent %s (%.2f) -> %s", intent.name, intent.confidence, type(decision).__name__)

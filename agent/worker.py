@@ -9,6 +9,7 @@ import asyncio
 import json
 import logging
 import os
+import sys
 import threading
 import time
 
@@ -17,7 +18,6 @@ from livekit.agents import NOT_GIVEN, AgentServer, AgentSession, JobContext, Job
 from livekit.plugins import silero
 
 from .assistant import PhoneAssistant
-from .business import BusinessProfile
 from .providers import build_plugins, check_credentials, choose_providers, session_connect_options
 from .turn_policy import TurnPolicy
 
@@ -79,7 +79,7 @@ def prewarm(proc: JobProcess) -> None:
     # Prime a self-hosted LLM server's prompt cache with our instructions and tools, in the background.
     # (OpenAI caches prompts itself; a warm-up there would only cost tokens.)
     if providers.name != "openai":
-        threading.Thread(target=asyncio.run, args=(warm_prompt_cache(providers, profile),), daemon=True).start()
+        threading.Thread(target=asyncio.run, args=(warm_prompt_cache(providers, policy),), daemon=True).start()
 
 
 async def synthesize(text: str, providers) -> list[rtc.AudioFrame]:
@@ -91,14 +91,14 @@ async def synthesize(text: str, providers) -> list[rtc.AudioFrame]:
         await tts.aclose()
 
 
-async def warm_prompt_cache(providers, profile: BusinessProfile) -> None:
+async def warm_prompt_cache(providers, policy: TurnPolicy) -> None:
     """One throwaway text turn through the real agent, so the server has evaluated its system prompt and tools
     before the first caller speaks (a cold prefill costs seconds on a CPU)."""
     _, llm, _ = build_plugins(providers)
     try:
         started = time.monotonic()
         async with llm, AgentSession(llm=llm, conn_options=session_connect_options()) as session:
-            await session.start(PhoneAssistant(profile, TurnPolicy.load()))
+            await session.start(PhoneAssistant(policy.profile, policy))
             await session.run(user_input="Hello")
         log.info("LLM prompt cache warmed in %.1f s", time.monotonic() - started)
     except Exception as error:  # only an optimisation: the call works without it
@@ -167,7 +167,6 @@ async def apologize_and_hang_up(ctx: JobContext, message: str, reason: str) -> N
     """Says `message` with the offline voice (it works when the AI provider does not), then ends the call, so
     the caller hears no silence. The voice is Piper (GPL-3.0): it runs as a program of its own,
     `python -m local_openai.speak`, and never loads into this process; its stdout is 16-bit mono PCM at `rate`."""
-    import sys
 
     rate = 24000
     frame_bytes = rate // 50 * 2  # 20 ms of 16-bit samples
