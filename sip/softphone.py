@@ -9,6 +9,7 @@ caller utterance the end of the caller's speech -> first agent audio (voice-to-v
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import subprocess
@@ -394,6 +395,9 @@ class _Call:
             del port
             if account is not None:
                 account.shutdown()
+            # A SWIG object left in a reference cycle and collected after libDestroy() segfaults (seen once in CI,
+            # in the collection json.dumps triggered): collect while the library is still alive.
+            gc.collect()
             ep.libDestroy()
         return self.result
 
@@ -702,7 +706,9 @@ def _child_main(argv: list[str]) -> int:
     except SoftphoneError as error:
         result = CallResult(error=str(error))
     print(result.to_json(), flush=True)
-    return 0 if result.ok else 1
+    sys.stderr.flush()
+    # Skip interpreter teardown: it would run the destructors of pjsua2 objects still referenced after libDestroy().
+    os._exit(0 if result.ok else 1)
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ from sip.softphone import (
 )
 
 pj = pytest.importorskip("pjsua2")
-pytestmark = pytest.mark.unit
+pytestmark = pytest.mark.sip  # real-time calls between two local user agents
 REPO = Path(__file__).resolve().parent.parent
 
 
