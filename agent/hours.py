@@ -212,7 +212,7 @@ CLOCK_WITH_MERIDIEM = re.compile(r"\b(\d{1,2})(?::(\d{2}))?\s*([ap])\.?\s*m\b\.?
 CLOCK_AFTER_AT = re.compile(r"\b(at|around|by|after|till|until|til)\s+(\d{1,2})(?::(\d{2}))?\b(?!\s*(?:st|nd|rd|th)\b)")
 CLOSING_TIME_WORDS = ("after", "till", "until", "til")  # "open until 9?" means 9 PM
 CLOCK_WORDS = re.compile(r"\b(noon|midday|midnight)\b")
-ASKS_SUMMARY = re.compile(r"\bhours\b|\bschedule\b|\bwhen are you open\b|\bwhat days\b|\bwhich days\b"
+ASKS_SUMMARY = re.compile(r"\bhours\b|\bschedule\b|\bwhen are you open\b|\bwhat days\b|\bwhich days\b|\btimes\b"
                           r"|\bdays (?:are|do) you\b|24/7|\baround the clock\b|\bevery day\b|\bweekly\b")
 ASKS_NOW = re.compile(r"\bnow\b|\bstill\b|\bcurrently\b|\bat the moment\b|\bright now\b")
 THROUGH = re.compile(r"\b(?:until|till|til)\s+(?:\d|noon|midnight)")  # "open until 9 pm?": open up to then

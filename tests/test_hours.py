@@ -54,6 +54,7 @@ def ask(question: str, hours: str, *, now: datetime = WEDNESDAY_MORNING, country
     # the week
     ("What are your hours?", "We're open Monday to Friday from 9 AM to 5 PM, and closed Saturday and Sunday."),
     ("When are you open?", "We're open Monday to Friday from 9 AM to 5 PM, and closed Saturday and Sunday."),
+    ("What are your opening times?", "We're open Monday to Friday from 9 AM to 5 PM, and closed Saturday and Sunday."),
     # something it cannot place: the week rather than a guess
     ("Are you open in December?", "We're open Monday to Friday from 9 AM to 5 PM, and closed Saturday and Sunday."),
 ])
