@@ -6,6 +6,7 @@ One embedding per caller turn serves both the intent decision and the fact retri
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from functools import lru_cache
 
@@ -41,3 +42,32 @@ class Embedder:
 def shared_embedder() -> Embedder:
     """The process's one embedder (the model file is memory-mapped; loading takes about 10 ms)."""
     return Embedder()
+
+
+def cached_queries(texts: list[str], *, name: str) -> np.ndarray:
+    """`query` vectors of a fixed text bank, embedded once into .cache/models (keyed by the texts' digest): a worker
+    then starts in about a second. `prepare_embeddings` fills the cache at install."""
+    from local_openai.model_store import CACHE_DIR
+
+    digest = hashlib.sha256("\n".join(texts).encode()).hexdigest()[:16]
+    cache = CACHE_DIR / f"{name}-e5small-{digest}.npy"
+    if cache.is_file():
+        vectors = np.load(cache)
+        if vectors.shape == (len(texts), DIMENSIONS):
+            return vectors
+    print(f"agent: embedding {len(texts)} {name} once (about {len(texts) // 20 + 1} s) into {cache}", flush=True)
+    vectors = shared_embedder().query(texts)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    partial = cache.with_suffix(".partial.npy")
+    np.save(partial, vectors)
+    partial.replace(cache)
+    return vectors
+
+
+def prepare_embeddings() -> None:
+    """At install: the intent exemplars and the knowledge base's generic questions, embedded into the cache."""
+    from .intents import EXEMPLARS, read_labelled
+    from .knowledge import generic_questions
+
+    cached_queries([text for text, _ in read_labelled(EXEMPLARS)], name="intent-exemplars")
+    cached_queries(generic_questions(), name="generic-questions")

@@ -11,7 +11,6 @@ cross-validated recall on the bank and measured on a held-out labelled set (docs
 from __future__ import annotations
 
 import csv
-import hashlib
 import logging
 from dataclasses import dataclass
 from functools import lru_cache
@@ -22,7 +21,7 @@ from scipy import sparse
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 
-from .embeddings import Embedder, shared_embedder
+from .embeddings import Embedder, cached_queries, shared_embedder
 
 log = logging.getLogger("agent.intents")
 
@@ -66,7 +65,7 @@ def normalise(text: str) -> str:
 
 class IntentClassifier:
     def __init__(self, *, exemplars: list[tuple[str, str]], options: ClassifierOptions = ClassifierOptions(),
-                 embedder: Embedder | None = None, embedding_cache: Path | None = None) -> None:
+                 embedder: Embedder | None = None, exemplar_vectors: np.ndarray | None = None) -> None:
         self.options = options
         self._embedder = embedder if options.use_embedding else None
         texts = [normalise(text) for text, _ in exemplars]
@@ -78,30 +77,13 @@ class IntentClassifier:
         for vectorizer in (self._words, self._chars):
             if vectorizer is not None:
                 vectorizer.fit(texts)
-        vectors = self._exemplar_vectors([text for text, _ in exemplars], embedding_cache)
+        vectors = None
+        if self._embedder is not None:
+            vectors = exemplar_vectors if exemplar_vectors is not None else \
+                self._embedder.query([text for text, _ in exemplars])
         self._model = LogisticRegression(C=options.regularization, max_iter=5000, class_weight="balanced")
         self._model.fit(self._features(texts, vectors), labels)
         self.labels: list[str] = list(self._model.classes_)
-
-    def _exemplar_vectors(self, texts: list[str], cache: Path | None) -> np.ndarray | None:
-        if self._embedder is None:
-            return None
-        if cache is not None and cache.is_file():
-            vectors = np.load(cache)
-            if vectors.shape[0] == len(texts):
-                return vectors
-        log.info("embedding %d intent exemplars (once; cached in %s)", len(texts), cache)
-        vectors = self._embedder.query(texts)
-        if cache is not None:
-            self._save(cache, vectors)
-        return vectors
-
-    @staticmethod
-    def _save(cache: Path, vectors: np.ndarray) -> None:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        partial = cache.with_suffix(".partial.npy")
-        np.save(partial, vectors)
-        partial.replace(cache)
 
     def _features(self, texts: list[str], vectors: np.ndarray | None):
         parts = [vectorizer.transform(texts) for vectorizer in (self._words, self._chars) if vectorizer is not None]
@@ -126,24 +108,8 @@ class IntentClassifier:
         return Intent(self.labels[best], float(row[best]))
 
 
-def embedding_cache_path(path: Path = EXEMPLARS) -> Path:
-    from local_openai.model_store import CACHE_DIR
-
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
-    return CACHE_DIR / f"intent-exemplars-e5small-{digest}.npy"
-
-
-def prepare_exemplar_embeddings() -> None:
-    """Embeds the exemplar bank into the cache, at install: a worker's first start then trains in about a second."""
-    cache = embedding_cache_path()
-    if not cache.is_file():
-        texts = [text for text, _ in read_labelled(EXEMPLARS)]
-        print(f"agent: embedding {len(texts)} intent exemplars once (about {len(texts) // 20} s) into {cache}",
-              flush=True)
-        IntentClassifier._save(cache, shared_embedder().query(texts))
-
-
 @lru_cache(maxsize=1)
 def default_classifier() -> IntentClassifier:
-    return IntentClassifier(exemplars=read_labelled(EXEMPLARS), embedder=shared_embedder(),
-                            embedding_cache=embedding_cache_path())
+    exemplars = read_labelled(EXEMPLARS)
+    return IntentClassifier(exemplars=exemplars, embedder=shared_embedder(),
+                            exemplar_vectors=cached_queries([text for text, _ in exemplars], name="intent-exemplars"))

@@ -194,9 +194,9 @@ LOCAL_OPENAI = Component(
 )
 
 def _prepare_agent_models() -> None:
-    from agent.intents import prepare_exemplar_embeddings  # imported here: the CLI needs no model code otherwise
+    from agent.embeddings import prepare_embeddings  # imported here: the CLI needs no model code otherwise
 
-    prepare_exemplar_embeddings()
+    prepare_embeddings()
 
 
 AGENT = Component(

@@ -183,6 +183,15 @@ class TestSearch:
         [match] = knowledge.search("cake", query_vector=vector)
         assert match.entry.id == "cakes" and embedder.queries == ["cake"]
 
+    def test_a_question_nearer_a_generic_one_than_any_entry_is_turned_down(self, embedder):
+        entries = [Entry(id="cakes", questions=("a cake please",), answer="Cakes are 45 dollars."),
+                   Entry(id="parking", questions=("park",), answer="Behind the park.")]
+        background = embedder.query(["how to pay for a cake"])
+        knowledge = KnowledgeBase(entries, embedder=embedder, background=background)
+        assert [m.entry.id for m in knowledge.search("a cake")] == ["cakes"]
+        assert knowledge.search("paying for a cake") == []  # the generic question is nearer than the entry
+        assert [m.entry.id for m in KnowledgeBase(entries, embedder=embedder).search("paying for a cake")] == ["cakes"]
+
     def test_limit_and_order(self, embedder):
         entries = [Entry(id=f"cake-{n}", questions=(f"cake {n}",), answer="cake") for n in range(4)]
         entries.append(Entry(id="other", questions=("other",), answer="other"))
@@ -220,33 +229,37 @@ def bakery_relevance():
     knowledge = KnowledgeBase.load(BAKERY)
     rows = eval_rows()
     vectors = shared_embedder().query([row["question"] for row in rows])
-    return knowledge, rows, np.array([knowledge.relevance(vector) for vector in vectors])
+    accepted = np.array([knowledge.nearer_than_background(vector) for vector in vectors])
+    return knowledge, rows, np.array([knowledge.relevance(vector) for vector in vectors]), accepted
 
 
-def figures(knowledge, rows, relevance, threshold):
-    """(top entry right and above the threshold among the answerable, nothing above it among the unanswerable)."""
+def figures(knowledge, rows, relevance, threshold, accepted=None):
+    """(top entry right, above the threshold and accepted among the answerable, nothing so among the unanswerable)."""
     best = relevance.argmax(axis=1)
-    answered = [relevance[i, best[i]] >= threshold and knowledge.entries[best[i]].id == row["entry_id"]
+    accepted = np.ones_like(relevance, dtype=bool) if accepted is None else accepted
+    passes = (relevance >= threshold) & accepted
+    answered = [passes[i, best[i]] and knowledge.entries[best[i]].id == row["entry_id"]
                 for i, row in enumerate(rows) if row["entry_id"]]
-    declined = [relevance[i].max() < threshold for i, row in enumerate(rows) if not row["entry_id"]]
+    declined = [not passes[i, best[i]] for i, row in enumerate(rows) if not row["entry_id"]]
     return float(np.mean(answered)), float(np.mean(declined))
 
 
 @pytest.mark.models
 def test_retrieval_on_the_bakery_eval_set(bakery_relevance):
-    knowledge, rows, relevance = bakery_relevance
+    knowledge, rows, relevance, accepted = bakery_relevance
     best = relevance.argmax(axis=1)
     ranked_first = np.mean([knowledge.entries[best[i]].id == row["entry_id"] for i, row in enumerate(rows)
                             if row["entry_id"]])
     print(f"\nright entry ranked first: {ranked_first:.1%}")
-    print("threshold  answered with the right entry  unanswerable declined")
-    for threshold in (0.028, 0.032, 0.036, 0.040, 0.044, 0.048):
-        answered, declined = figures(knowledge, rows, relevance, threshold)
-        print(f"{threshold:9.3f}  {answered:29.1%}  {declined:23.1%}")
-    answered, declined = figures(knowledge, rows, relevance, knowledge.options.threshold)
+    print("threshold  background test  answered with the right entry  unanswerable declined")
+    for threshold in (0.020, 0.025, 0.030, 0.035, 0.040, 0.045):
+        for background in (False, True):
+            answered, declined = figures(knowledge, rows, relevance, threshold, accepted if background else None)
+            print(f"{threshold:9.3f}  {'on' if background else 'off':15s}  {answered:29.1%}  {declined:23.1%}")
+    answered, declined = figures(knowledge, rows, relevance, knowledge.options.threshold, accepted)
     assert ranked_first >= 0.90
-    # Measured 44 of 49 (89.8%) and 15 of 16; one question less would fail.
-    assert answered >= 0.87
+    # Measured 45 of 49 (91.8%) and 15 of 16; one question less would fail.
+    assert answered >= 0.90
     assert declined >= 0.90
 
 
