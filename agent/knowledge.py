@@ -163,6 +163,15 @@ def entries_from_facts(text: str) -> list[Entry]:
             for number, fact in enumerate(filter(None, facts), start=1)]
 
 
+def profile_entries(business_name: str) -> list[Entry]:
+    """What every business's knowledge base answers without being told: its own name."""
+    if not business_name.strip():
+        return []
+    return [Entry(id="business-name", answer=f"This is {business_name.strip()}.",
+                  questions=("Which business did I call?", "What's the name of your business?", "Who am I talking to?",
+                             "What company is this?"))]
+
+
 class KnowledgeBase:
     """Entries embedded once at construction; `search` finds those relevant to what the caller said."""
 
@@ -206,14 +215,17 @@ class KnowledgeBase:
         return cls(entries_from_facts(text), embedder=embedder, options=options)
 
     @classmethod
-    def for_business(cls, env: Mapping[str, str], *, embedder: Embedder | None = None) -> KnowledgeBase:
-        """What a business configured: BUSINESS_CONFIG's `[[faq]]` entries and BUSINESS_FACTS (either may be absent)."""
+    def for_business(cls, env: Mapping[str, str], *, business_name: str = "",
+                     embedder: Embedder | None = None) -> KnowledgeBase:
+        """What a business configured: BUSINESS_CONFIG's `[[faq]]` entries and BUSINESS_FACTS (either may be absent),
+        and its name."""
         facts = env.get("BUSINESS_FACTS", "")
+        entries = []
         if config_file := env.get("BUSINESS_CONFIG"):
             if not facts:  # the TOML's own business_facts key, as BusinessProfile reads it
                 facts = str(_toml_value(config_file, "business_facts") or "")
-            return cls.load(config_file, facts=facts, embedder=embedder)
-        return cls.from_facts(facts, embedder=embedder)
+            entries = read_entries(config_file)
+        return cls([*entries, *entries_from_facts(facts), *profile_entries(business_name)], embedder=embedder)
 
     def __len__(self) -> int:
         return len(self.entries)

@@ -101,7 +101,8 @@ class TurnPolicy:
         if not profile.opening_hours and (derived := hours_from_text(profile.business_hours)):
             profile = replace(profile, opening_hours=derived)  # computed answers from the free text's schedule
         return cls(profile=profile, classifier=default_classifier(), now=now, verbatim_answers=verbatim_answers,
-                   knowledge=knowledge_for(env.get("BUSINESS_CONFIG", ""), env.get("BUSINESS_FACTS", "")))
+                   knowledge=knowledge_for(env.get("BUSINESS_CONFIG", ""), env.get("BUSINESS_FACTS", ""),
+                                           profile.business_name))
 
     def transcription_prompt(self) -> str:
         return transcription_prompt(business_name=self.profile.business_name, terms=self.knowledge.vocabulary())
@@ -189,9 +190,10 @@ class TurnPolicy:
 
 
 @lru_cache(maxsize=4)
-def knowledge_for(config_file: str, facts: str) -> KnowledgeBase:
+def knowledge_for(config_file: str, facts: str, business_name: str) -> KnowledgeBase:
     """Embedded once per process and business (entries are embedded at load)."""
-    return KnowledgeBase.for_business({"BUSINESS_CONFIG": config_file, "BUSINESS_FACTS": facts})
+    return KnowledgeBase.for_business({"BUSINESS_CONFIG": config_file, "BUSINESS_FACTS": facts},
+                                      business_name=business_name)
 
 
 def last_said(conversation: list[Turn]) -> str:

@@ -271,6 +271,14 @@ def test_search_returns_the_entry_or_nothing(bakery_relevance):
 
 
 @pytest.mark.models
+def test_the_business_says_its_own_name(bakery_relevance):
+    knowledge = KnowledgeBase.for_business({"BUSINESS_CONFIG": str(BAKERY)}, business_name="Lakeside Bakery")
+    assert [m.entry.answer for m in knowledge.search("sorry, which business did I call?")][:1] == \
+        ["This is Lakeside Bakery."]
+    assert len(knowledge) == len(bakery_relevance[0]) + 1
+
+
+@pytest.mark.models
 def test_old_business_facts_still_answer():
     knowledge = KnowledgeBase.from_facts("We are at 1 Example Street; Parking is free behind the building")
     assert [m.entry.id for m in knowledge.search("is there parking?")] == ["fact-2"]
