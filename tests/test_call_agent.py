@@ -14,22 +14,23 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import numpy as np
 import pytest
 from livekit import api
 
 from sip import provisioning
-from sip.softphone import (
+from stack import lifecycle
+from tests.support.audio import voiced_seconds
+from tools.softphone import (
     CallOptions,
     CallResult,
     place_call_in_subprocess,
+    read_wav,
     result_from_process,
     run_call_process,
     synthesize,
     transcribe_result,
     write_wav,
 )
-from stack import lifecycle
 
 pytestmark = pytest.mark.call
 # The first call also waits for the agent's models to warm up; later ones answer in a few seconds.
@@ -83,21 +84,12 @@ def call(options: CallOptions, stt) -> CallResult:
     return result
 
 
-def voiced_seconds(path: str) -> float:
-    import wave
-
-    with wave.open(path) as wav:
-        samples = np.frombuffer(wav.readframes(wav.getnframes()), "<i2")
-    frames = samples[: samples.size // 320 * 320].reshape(-1, 320).astype(np.float64)
-    return float((np.sqrt((frames ** 2).mean(axis=1)) > 330).sum() * 0.02)
-
-
 def test_agent_answers_and_greets(agent_stack, stt, tmp_path):
     result = call(dial(agent_stack, tmp_path, "greet"), stt)
     assert result.ok, result.error
     assert result.ringing_ms is not None and result.answered_ms >= result.ringing_ms
     assert result.greeting_ms is not None
-    assert voiced_seconds(result.recording) > 1.0
+    assert voiced_seconds(read_wav(result.recording)) > 1.0
     assert re.search(r"harbor|dental|help", result.greeting_text or "", re.I), result.greeting_text
     assert result.hangup_by == "caller"
 
@@ -140,7 +132,7 @@ def test_two_calls_at_once_are_both_answered(agent_stack, stt, tmp_path):
         assert result.ok, result.error
         assert result.greeting_ms is not None
     # Both were on the line at the same time.
-    assert all(voiced_seconds(r.recording) > 1.0 for r in results)
+    assert all(voiced_seconds(read_wav(r.recording)) > 1.0 for r in results)
 
 
 def test_caller_hanging_up_mid_answer_leaves_the_agent_ready(agent_stack, stt, say, tmp_path):
