@@ -10,6 +10,7 @@ from livekit.agents import llm
 from agent.business import BusinessProfile
 from agent.providers import choose_providers
 from agent.small_model import MAX_ITEMS, recent_window
+from tests.support.provider import RejectingProvider
 
 pytestmark = pytest.mark.unit
 
@@ -77,35 +78,10 @@ def test_missing_business_config_is_a_clear_error(tmp_path):
         BusinessProfile.load({"BUSINESS_CONFIG": str(tmp_path / "nope.toml")})
 
 
-class _RejectingProvider:
-    """A stand-in for api.openai.com answering 401, as it does for a wrong or expired key."""
-
-    def __enter__(self):
-        import http.server
-        import threading
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self):
-                self.send_response(401)
-                self.send_header("content-type", "application/json")
-                self.end_headers()
-                self.wfile.write(b'{"error": {"message": "Incorrect API key provided"}}')
-
-            def log_message(self, *args):
-                pass
-
-        self.server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        return f"http://127.0.0.1:{self.server.server_port}/v1"
-
-    def __exit__(self, *exc):
-        self.server.shutdown()
-
-
 def test_a_wrong_key_is_one_clear_line():
     from agent.providers import check_credentials
 
-    with _RejectingProvider() as base_url:
+    with RejectingProvider() as base_url:
         problem = check_credentials(choose_providers({"OPENAI_API_KEY": "sk-wrong", "OPENAI_BASE_URL": base_url}))
     assert "rejected OPENAI_API_KEY (HTTP 401)" in problem and "\n" not in problem
 
