@@ -20,6 +20,7 @@ from livekit import api
 from sip import provisioning
 from stack import lifecycle
 from tests.support.audio import voiced_seconds
+from tests.support.livekit import caller_rooms, livekit
 from tools.softphone import (
     CallOptions,
     CallResult,
@@ -147,7 +148,7 @@ def test_caller_hanging_up_mid_answer_leaves_the_agent_ready(agent_stack, stt, s
 
 
 async def _restricted_trunk(settings, create: bool, state: dict):
-    async with provisioning.livekit_api(settings.livekit_url, settings.api_key, settings.api_secret) as lk:
+    async with livekit(settings) as lk:
         if create:
             config = provisioning.SipConfig(numbers=["+15550177"], allowed_numbers=["+15550123"],
                                             trunk_name="allow-list test", rule_name="allow-list test")
@@ -166,15 +167,9 @@ async def _restricted_trunk(settings, create: bool, state: dict):
                 await lk.sip.delete_trunk(api.DeleteSIPTrunkRequest(sip_trunk_id=state["trunk"]))
 
 
-async def _rooms_with_caller(settings, caller: str, with_agent: bool = False) -> list[str]:
-    async with provisioning.livekit_api(settings.livekit_url, settings.api_key, settings.api_secret) as lk:
-        found = []
-        for room in (await lk.room.list_rooms(api.ListRoomsRequest())).rooms:
-            people = (await lk.room.list_participants(api.ListParticipantsRequest(room=room.name))).participants
-            agent_there = any(p.kind == api.ParticipantInfo.Kind.AGENT for p in people)
-            if any(p.attributes.get("sip.phoneNumber") == caller for p in people) and (agent_there or not with_agent):
-                found.append(room.name)
-        return found
+def _rooms_with_caller(settings, caller: str, with_agent: bool = False) -> list[str]:
+    rooms = asyncio.run(caller_rooms(settings, caller))
+    return [found.room.name for found in rooms if found.agent_joined or not with_agent]
 
 
 def test_caller_not_on_the_allow_list_is_rejected_without_a_room(agent_stack, stt, tmp_path):
@@ -186,7 +181,7 @@ def test_caller_not_on_the_allow_list_is_rejected_without_a_room(agent_stack, st
         proc = run_call_process(options)
         seen_rooms = []
         while proc.poll() is None:
-            seen_rooms += asyncio.run(_rooms_with_caller(settings, stranger))
+            seen_rooms += _rooms_with_caller(settings, stranger)
             time.sleep(0.5)
         rejected = result_from_process(*proc.communicate())
         print("\n".join(rejected.timeline()))
@@ -210,7 +205,7 @@ def test_a_call_over_the_limit_hears_lines_busy_and_is_hung_up(agent_stack, stt,
     holder = run_call_process(dial(agent_stack, tmp_path, "holder", caller_id="+15550131", hangup_after=30))
     try:
         deadline = time.monotonic() + WAIT
-        while not asyncio.run(_rooms_with_caller(settings, "+15550131", with_agent=True)):
+        while not _rooms_with_caller(settings, "+15550131", with_agent=True):
             assert holder.poll() is None and time.monotonic() < deadline, "the first call was not answered"
             time.sleep(0.5)
         busy = call(dial(agent_stack, tmp_path, "busy", caller_id="+15550132", hangup_after=40), stt)
