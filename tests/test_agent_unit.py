@@ -2,6 +2,7 @@
 
 import itertools
 from datetime import datetime
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -51,6 +52,17 @@ def test_business_profile_from_env_and_toml(tmp_path):
     assert profile.business_name == "Harbor Dental" and profile.transfer_number == "+15550199"
     assert profile.business_hours == "Mon-Fri 9-5"
     assert "Harbor Dental" in profile.greeting_text
+
+
+def test_the_greeting_names_the_business_unless_the_business_wrote_its_own(tmp_path):
+    """An empty greeting in the file (as in the bakery profile) is no greeting: the caller hears the default, which
+    names the business. A greeting the business wrote is said as written, and GREETING in the environment wins."""
+    bakery = BusinessProfile.load({"BUSINESS_CONFIG": str(Path(__file__).parent / "data" / "bakery.toml")})
+    assert bakery.greeting == "" and bakery.greeting_text.startswith("Thanks for calling Lakeside Bakery.")
+    config = tmp_path / "business.toml"
+    config.write_text('business_name = "Harbor Dental"\ngreeting = "Harbor Dental, Ana speaking."\n')
+    assert BusinessProfile.load({"BUSINESS_CONFIG": str(config)}).greeting_text == "Harbor Dental, Ana speaking."
+    assert BusinessProfile.load({"BUSINESS_CONFIG": str(config), "GREETING": "Hello!"}).greeting_text == "Hello!"
 
 
 @pytest.mark.parametrize("now, sentence", [
