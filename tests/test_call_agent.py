@@ -91,7 +91,9 @@ def test_agent_answers_and_greets(agent_stack, stt, tmp_path):
     assert result.ringing_ms is not None and result.answered_ms >= result.ringing_ms
     assert result.greeting_ms is not None
     assert voiced_seconds(read_wav(result.recording)) > 1.0
-    assert re.search(r"harbor|dental|help", result.greeting_text or "", re.I), result.greeting_text
+    # The configured business by name: every default greeting says "help", so that word proved nothing. Whisper
+    # tiny.en hears "Harbor Dental" as that, "Harvard Dental" or "Harvard Benton".
+    assert re.search(r"harbou?r|harvard|dental", result.greeting_text or "", re.I), result.greeting_text
     assert result.hangup_by == "caller"
 
 
