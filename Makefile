@@ -41,7 +41,7 @@ lint: $(VENV)/.installed
 BENCH_RUN := $(CURDIR)/.run/bench
 bench: install
 	scripts/netns.sh sh -c 'PHONE_RUN_DIR=$(BENCH_RUN) $(PY) cli.py up && \
-	  PHONE_RUN_DIR=$(BENCH_RUN) $(PY) bench/calls.py --run-dir $(BENCH_RUN) $(BENCH_ARGS) --write docs/benchmarks.md; \
+	  PHONE_RUN_DIR=$(BENCH_RUN) $(PY) -m bench.calls --run-dir $(BENCH_RUN) $(BENCH_ARGS) --write docs/benchmarks.md; \
 	  status=$$?; PHONE_RUN_DIR=$(BENCH_RUN) $(PY) cli.py down; exit $$status'
 
 # The spoken evaluation: real SIP calls (PCMU only) in two caller voices against the bakery profile, on a stack of
@@ -58,7 +58,7 @@ EVAL_ENV := PHONE_RUN_DIR=$(EVAL_RUN) BUSINESS_CONFIG=$(CURDIR)/tests/data/baker
 eval: install
 	$(PY) -c 'from stack.binaries import ensure_debian_packages; ensure_debian_packages(["espeak-ng"])'
 	$(EVAL_ENV) scripts/netns.sh sh -c 'trap "$(PY) cli.py down" EXIT; trap "exit 130" INT TERM; \
-	  $(PY) cli.py up && $(PY) bench/spoken_eval.py $(EVAL_ARGS)'
+	  $(PY) cli.py up && $(PY) -m bench.spoken_eval $(EVAL_ARGS)'
 
 down:
 	$(PY) cli.py down

@@ -290,8 +290,8 @@ def kb_check(
         out.print(f"speech-to-text vocabulary: {escape(', '.join(vocabulary))}", highlight=False, soft_wrap=True)
 
 
-# The test softphone (sip/call_command.py).
-from sip.call_command import call as _call_command  # noqa: E402
+# The test softphone (tools/softphone/command.py).
+from tools.softphone.command import call as _call_command  # noqa: E402
 
 app.command("call")(_call_command)
 

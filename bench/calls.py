@@ -2,7 +2,7 @@
 
     python cli.py up            # the stack, the local endpoint and the agent
     unshare -n ... not needed when the stack runs on this machine's loopback; otherwise run inside the same namespace
-    python bench/calls.py --calls 4 --turns 2 --concurrency 1,2,4 [--write docs/benchmarks.md]
+    python -m bench.calls --calls 4 --turns 2 --concurrency 1,2,4 [--write docs/benchmarks.md]
 
 Prints INVITE -> greeting and voice-to-voice (end of the caller's speech -> first agent audio, at the caller) p50/p95.
 """
@@ -20,12 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 from bench.report import replace_section
 from bench.stack_metrics import AGENT_STAGES, AgentLog, ProcessSampler, stage_p50s
-from sip.call_command import _defaults
-from sip.softphone import CallOptions, CallResult, place_call_in_subprocess, synthesize, write_wav
+from tools.softphone import CallOptions, CallResult, place_call_in_subprocess, synthesize, write_wav
+from tools.softphone.command import dial_defaults
 
 QUESTIONS = [
     "What are your opening hours?",
@@ -73,7 +71,7 @@ def main() -> int:
     agent_log = AgentLog(args.run_dir / "logs" / "agent.log")
     stage_rows, process_rows = [], []
 
-    server, number = _defaults()
+    server, number = dial_defaults()
     server, number = args.server or server, args.number or number
     levels = [int(level) for level in args.concurrency.split(",") if level.strip()]
     print(f"synthesizing {args.turns} caller lines with the local TTS ...", file=sys.stderr, flush=True)

@@ -4,7 +4,7 @@ caller hears (the replies transcribed at the caller by the local Whisper).
 
     make eval                                            # its own stack, the bakery profile; writes docs/quality.md
     make eval EVAL_ARGS="--only hours-monday --voice piper"   # one quick call
-    python bench/spoken_eval.py [--only NAME] [--voice piper|espeak] [--write docs/quality.md]   # a running stack
+    python -m bench.spoken_eval [--only NAME] [--voice piper|espeak] [--write docs/quality.md]   # a running stack
 
 The exit status is non-zero only when the harness itself failed (a bad scenario file, a call that could not be
 placed); low scores are results, not errors.
@@ -28,12 +28,10 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.report import replace_section
+from tools.softphone import CallOptions, CallResult, place_call_in_subprocess
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO_ROOT))
-
-from bench.report import replace_section  # noqa: E402
-from sip.softphone import CallOptions, CallResult, place_call_in_subprocess  # noqa: E402
-
 SCENARIOS = REPO_ROOT / "tests" / "data" / "spoken_eval.toml"
 
 
@@ -225,7 +223,7 @@ class PiperVoice:
     _tts: object = field(default=None, repr=False)
 
     def write(self, text: str, path: Path) -> None:
-        from sip.softphone import synthesize, write_wav
+        from tools.softphone import synthesize, write_wav
 
         if self._tts is None:
             from local_openai.tts import TextToSpeech
@@ -273,7 +271,7 @@ def place(*, audio: list[Path], settings: CallSettings, caller_id: str, record: 
     bound = settings.timeout * (len(audio) + 3) + hangup_after + 120
     result = place_call_in_subprocess(options, timeout=bound)
     if result.recording:
-        from sip.softphone import transcribe_result
+        from tools.softphone import transcribe_result
 
         transcribe_result(result, stt)  # here, with one model, not a model load in every child
     return result
@@ -346,7 +344,7 @@ def model_description(env: dict[str, str]) -> str:
 
 
 def command_line(argv: list[str]) -> str:
-    command = shlex.join(["python", "bench/spoken_eval.py", *argv]).replace(f"{REPO_ROOT}/", "")
+    command = shlex.join(["python", "-m", "bench.spoken_eval", *argv]).replace(f"{REPO_ROOT}/", "")
     return command + (" (run by `make eval`)" if os.environ.get("MAKELEVEL") else "")
 
 
@@ -364,8 +362,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = parser.parse_args(argv)
 
-    from sip.call_command import _defaults
     from stack.settings import StackSettings
+    from tools.softphone.command import dial_defaults
 
     try:
         plan = load_scenarios(args.scenarios)
@@ -384,7 +382,7 @@ def main(argv: list[str] | None = None) -> int:
     if not config or Path(config).resolve() != (REPO_ROOT / plan.profile).resolve():
         print(f"warning: BUSINESS_CONFIG is {config or 'unset'}, the scenarios expect {plan.profile}; the greetings "
               "below show what the agent really runs", file=sys.stderr)
-    server, number = _defaults()
+    server, number = dial_defaults()
     settings = CallSettings(server=args.server or server, number=args.number or number, timeout=args.timeout)
     model = model_description(agent_env)
     print(f"{len(scenarios)} scenarios x {len(voices)} voices, PCMU, dialing sip:{settings.number}@{settings.server}; "

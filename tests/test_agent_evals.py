@@ -16,7 +16,6 @@ from livekit.agents import AgentSession, llm
 
 from agent.assistant import PhoneAssistant
 from agent.business import BusinessProfile
-from agent.intents import read_labelled
 from agent.providers import build_plugins, choose_providers, session_connect_options
 from agent.turn_policy import ASK_END, ASK_TRANSFER, TurnPolicy
 from bench.facts_eval import PRICE, fact_questions, reply_is_right
@@ -71,10 +70,6 @@ def spoken(result) -> str:
 def labelled(*categories: str) -> list[tuple[str, str]]:
     with (DATA / "caller_intents.csv").open(newline="") as handle:
         return [(row["utterance"], row["intent"]) for row in csv.DictReader(handle) if row["category"] in categories]
-
-
-def test_greeting_names_the_business():
-    assert "Lakeside Bakery" in PROFILE.greeting_text
 
 
 async def test_answers_a_hello_briefly_and_without_markdown(session):
@@ -176,7 +171,3 @@ async def test_a_keyed_openai_configuration_runs_the_same_code(local_endpoint, p
         await session.start(PhoneAssistant(PROFILE, policy))
         result = await session.run(user_input="How much is delivery?")
     assert "12" in spoken(result) or "twelve" in spoken(result).lower(), spoken(result)
-
-
-def test_labelled_set_is_readable():
-    assert len(read_labelled(DATA / "caller_intents.csv")) >= 300

@@ -2,6 +2,7 @@
 
 import itertools
 from datetime import datetime
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -10,6 +11,7 @@ from livekit.agents import llm
 from agent.business import BusinessProfile
 from agent.providers import choose_providers
 from agent.small_model import MAX_ITEMS, recent_window
+from tests.support.provider import RejectingProvider
 
 pytestmark = pytest.mark.unit
 
@@ -52,6 +54,17 @@ def test_business_profile_from_env_and_toml(tmp_path):
     assert "Harbor Dental" in profile.greeting_text
 
 
+def test_the_greeting_names_the_business_unless_the_business_wrote_its_own(tmp_path):
+    """An empty greeting in the file (as in the bakery profile) is no greeting: the caller hears the default, which
+    names the business. A greeting the business wrote is said as written, and GREETING in the environment wins."""
+    bakery = BusinessProfile.load({"BUSINESS_CONFIG": str(Path(__file__).parent / "data" / "bakery.toml")})
+    assert bakery.greeting == "" and bakery.greeting_text.startswith("Thanks for calling Lakeside Bakery.")
+    config = tmp_path / "business.toml"
+    config.write_text('business_name = "Harbor Dental"\ngreeting = "Harbor Dental, Ana speaking."\n')
+    assert BusinessProfile.load({"BUSINESS_CONFIG": str(config)}).greeting_text == "Harbor Dental, Ana speaking."
+    assert BusinessProfile.load({"BUSINESS_CONFIG": str(config), "GREETING": "Hello!"}).greeting_text == "Hello!"
+
+
 @pytest.mark.parametrize("now, sentence", [
     (datetime(2026, 11, 25, 10, 30), "We're open now, until 5 PM."),  # a Wednesday
     (datetime(2026, 11, 25, 1, 14), "We're closed right now; we open again today at 9 AM."),
@@ -77,35 +90,10 @@ def test_missing_business_config_is_a_clear_error(tmp_path):
         BusinessProfile.load({"BUSINESS_CONFIG": str(tmp_path / "nope.toml")})
 
 
-class _RejectingProvider:
-    """A stand-in for api.openai.com answering 401, as it does for a wrong or expired key."""
-
-    def __enter__(self):
-        import http.server
-        import threading
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self):
-                self.send_response(401)
-                self.send_header("content-type", "application/json")
-                self.end_headers()
-                self.wfile.write(b'{"error": {"message": "Incorrect API key provided"}}')
-
-            def log_message(self, *args):
-                pass
-
-        self.server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        return f"http://127.0.0.1:{self.server.server_port}/v1"
-
-    def __exit__(self, *exc):
-        self.server.shutdown()
-
-
 def test_a_wrong_key_is_one_clear_line():
     from agent.providers import check_credentials
 
-    with _RejectingProvider() as base_url:
+    with RejectingProvider() as base_url:
         problem = check_credentials(choose_providers({"OPENAI_API_KEY": "sk-wrong", "OPENAI_BASE_URL": base_url}))
     assert "rejected OPENAI_API_KEY (HTTP 401)" in problem and "\n" not in problem
 

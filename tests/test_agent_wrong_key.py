@@ -14,7 +14,7 @@ from livekit import api, rtc
 
 from stack.settings import REPO_ROOT
 from tests.conftest import stop_process
-from tests.test_agent_unit import _RejectingProvider
+from tests.support.provider import RejectingProvider
 
 pytestmark = pytest.mark.call
 AGENT_NAME = "phone-assistant-wrong-key"
@@ -23,7 +23,7 @@ AGENT_NAME = "phone-assistant-wrong-key"
 async def test_wrong_key_gets_a_spoken_apology_and_a_clear_log_line(stack_servers, tmp_path):
     settings = stack_servers.settings
     log_path = tmp_path / "agent.log"
-    with _RejectingProvider() as base_url, open(log_path, "wb") as log:
+    with RejectingProvider() as base_url, open(log_path, "wb") as log:
         env = {**settings.env_for_processes(), "OPENAI_API_KEY": "sk-expired", "OPENAI_BASE_URL": base_url,
                "AGENT_NAME": AGENT_NAME, "AGENT_HTTP_PORT": "21090"}
         worker = subprocess.Popen([sys.executable, str(REPO_ROOT / "main.py"), "start"], env=env, cwd=REPO_ROOT,

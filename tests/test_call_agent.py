@@ -14,22 +14,24 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import numpy as np
 import pytest
 from livekit import api
 
 from sip import provisioning
-from sip.softphone import (
+from stack import lifecycle
+from tests.support.audio import voiced_seconds
+from tests.support.livekit import caller_rooms, livekit
+from tools.softphone import (
     CallOptions,
     CallResult,
     place_call_in_subprocess,
+    read_wav,
     result_from_process,
     run_call_process,
     synthesize,
     transcribe_result,
     write_wav,
 )
-from stack import lifecycle
 
 pytestmark = pytest.mark.call
 # The first call also waits for the agent's models to warm up; later ones answer in a few seconds.
@@ -83,22 +85,15 @@ def call(options: CallOptions, stt) -> CallResult:
     return result
 
 
-def voiced_seconds(path: str) -> float:
-    import wave
-
-    with wave.open(path) as wav:
-        samples = np.frombuffer(wav.readframes(wav.getnframes()), "<i2")
-    frames = samples[: samples.size // 320 * 320].reshape(-1, 320).astype(np.float64)
-    return float((np.sqrt((frames ** 2).mean(axis=1)) > 330).sum() * 0.02)
-
-
 def test_agent_answers_and_greets(agent_stack, stt, tmp_path):
     result = call(dial(agent_stack, tmp_path, "greet"), stt)
     assert result.ok, result.error
     assert result.ringing_ms is not None and result.answered_ms >= result.ringing_ms
     assert result.greeting_ms is not None
-    assert voiced_seconds(result.recording) > 1.0
-    assert re.search(r"harbor|dental|help", result.greeting_text or "", re.I), result.greeting_text
+    assert voiced_seconds(read_wav(result.recording)) > 1.0
+    # The configured business by name: every default greeting says "help", so that word proved nothing. Whisper
+    # tiny.en hears "Harbor Dental" as that, "Harvard Dental" or "Harvard Benton".
+    assert re.search(r"harbou?r|harvard|dental", result.greeting_text or "", re.I), result.greeting_text
     assert result.hangup_by == "caller"
 
 
@@ -140,7 +135,7 @@ def test_two_calls_at_once_are_both_answered(agent_stack, stt, tmp_path):
         assert result.ok, result.error
         assert result.greeting_ms is not None
     # Both were on the line at the same time.
-    assert all(voiced_seconds(r.recording) > 1.0 for r in results)
+    assert all(voiced_seconds(read_wav(r.recording)) > 1.0 for r in results)
 
 
 def test_caller_hanging_up_mid_answer_leaves_the_agent_ready(agent_stack, stt, say, tmp_path):
@@ -155,7 +150,7 @@ def test_caller_hanging_up_mid_answer_leaves_the_agent_ready(agent_stack, stt, s
 
 
 async def _restricted_trunk(settings, create: bool, state: dict):
-    async with provisioning.livekit_api(settings.livekit_url, settings.api_key, settings.api_secret) as lk:
+    async with livekit(settings) as lk:
         if create:
             config = provisioning.SipConfig(numbers=["+15550177"], allowed_numbers=["+15550123"],
                                             trunk_name="allow-list test", rule_name="allow-list test")
@@ -174,15 +169,9 @@ async def _restricted_trunk(settings, create: bool, state: dict):
                 await lk.sip.delete_trunk(api.DeleteSIPTrunkRequest(sip_trunk_id=state["trunk"]))
 
 
-async def _rooms_with_caller(settings, caller: str, with_agent: bool = False) -> list[str]:
-    async with provisioning.livekit_api(settings.livekit_url, settings.api_key, settings.api_secret) as lk:
-        found = []
-        for room in (await lk.room.list_rooms(api.ListRoomsRequest())).rooms:
-            people = (await lk.room.list_participants(api.ListParticipantsRequest(room=room.name))).participants
-            agent_there = any(p.kind == api.ParticipantInfo.Kind.AGENT for p in people)
-            if any(p.attributes.get("sip.phoneNumber") == caller for p in people) and (agent_there or not with_agent):
-                found.append(room.name)
-        return found
+def _rooms_with_caller(settings, caller: str, with_agent: bool = False) -> list[str]:
+    rooms = asyncio.run(caller_rooms(settings, caller))
+    return [found.room.name for found in rooms if found.agent_joined or not with_agent]
 
 
 def test_caller_not_on_the_allow_list_is_rejected_without_a_room(agent_stack, stt, tmp_path):
@@ -194,7 +183,7 @@ def test_caller_not_on_the_allow_list_is_rejected_without_a_room(agent_stack, st
         proc = run_call_process(options)
         seen_rooms = []
         while proc.poll() is None:
-            seen_rooms += asyncio.run(_rooms_with_caller(settings, stranger))
+            seen_rooms += _rooms_with_caller(settings, stranger)
             time.sleep(0.5)
         rejected = result_from_process(*proc.communicate())
         print("\n".join(rejected.timeline()))
@@ -218,7 +207,7 @@ def test_a_call_over_the_limit_hears_lines_busy_and_is_hung_up(agent_stack, stt,
     holder = run_call_process(dial(agent_stack, tmp_path, "holder", caller_id="+15550131", hangup_after=30))
     try:
         deadline = time.monotonic() + WAIT
-        while not asyncio.run(_rooms_with_caller(settings, "+15550131", with_agent=True)):
+        while not _rooms_with_caller(settings, "+15550131", with_agent=True):
             assert holder.poll() is None and time.monotonic() < deadline, "the first call was not answered"
             time.sleep(0.5)
         busy = call(dial(agent_stack, tmp_path, "busy", caller_id="+15550132", hangup_after=40), stt)

@@ -21,18 +21,20 @@ NODE_MODULES = REPO_ROOT / "playground" / "web" / "node_modules"
 
 
 @pytest.fixture(scope="module")
-def playground(agent_stack) -> str:
-    lifecycle.up(agent_stack.settings, ["playground"])
-    return f"http://127.0.0.1:{agent_stack.settings.playground_port}"
+def playground(stack_servers) -> str:
+    """The playground page on the shared stack; it needs LiveKit's credentials, not the agent (the browser test
+    asks for the agent itself)."""
+    lifecycle.up(stack_servers.settings, ["playground"])
+    return f"http://127.0.0.1:{stack_servers.settings.playground_port}"
 
 
 @pytest.mark.stack
-def test_session_endpoint_mints_a_fresh_room_without_exposing_the_secret(playground, agent_stack):
+def test_session_endpoint_mints_a_fresh_room_without_exposing_the_secret(playground, stack_servers):
     first = httpx.post(f"{playground}/api/session").json()
     second = httpx.post(f"{playground}/api/session").json()
     assert first["room"] != second["room"] and first["room"].startswith("web-")
-    assert agent_stack.settings.api_secret not in json.dumps(first)
-    claims = jwt.decode(first["token"], agent_stack.settings.api_secret, algorithms=["HS256"],
+    assert stack_servers.settings.api_secret not in json.dumps(first)
+    claims = jwt.decode(first["token"], stack_servers.settings.api_secret, algorithms=["HS256"],
                         options={"verify_aud": False})
     assert claims["video"]["room"] == first["room"]
     assert sorted(claims["video"]["canPublishSources"]) == ["camera", "microphone"]
@@ -46,7 +48,7 @@ def test_session_endpoint_mints_a_fresh_room_without_exposing_the_secret(playgro
 @pytest.mark.browser
 @pytest.mark.skipif(not CHROMIUM or not NODE_MODULES.exists(),
                     reason="needs Debian chromium and `npm ci` in playground/web")
-def test_a_person_talks_to_the_agent_in_chromium(playground, tmp_path):
+def test_a_person_talks_to_the_agent_in_chromium(playground, agent_stack, tmp_path):
     from local_openai.tts import TextToSpeech
 
     tts = TextToSpeech()

@@ -10,9 +10,8 @@ import time
 from pathlib import Path
 
 import pytest
-from livekit import api
 
-from sip import provisioning
+from tests.support.livekit import caller_rooms
 
 pytestmark = [pytest.mark.stack,
               pytest.mark.skipif(not shutil.which("sipp"), reason="needs sipp: apt-get install sip-tester")]
@@ -29,20 +28,6 @@ def dial(stack, number: str, caller: str, log_dir: Path, local_port: int) -> sub
          "-timeout", "30s", "-nostdin", f"127.0.0.1:{stack.settings.sip_port}"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=log_dir,
     )
-
-
-async def caller_rooms(settings, caller: str):
-    """Rooms with a SIP participant calling from `caller`, with the agents dispatched to each."""
-    async with provisioning.livekit_api(settings.livekit_url, settings.api_key, settings.api_secret) as lk:
-        found = []
-        for room in (await lk.room.list_rooms(api.ListRoomsRequest())).rooms:
-            people = (await lk.room.list_participants(api.ListParticipantsRequest(room=room.name))).participants
-            sip_callers = [p for p in people if p.kind == api.ParticipantInfo.Kind.SIP
-                           and p.attributes.get("sip.phoneNumber") == caller]
-            if sip_callers:
-                dispatches = await lk.agent_dispatch.list_dispatch(room.name)
-                found.append((room, sip_callers[0], [d.agent_name for d in dispatches]))
-        return found
 
 
 def wait_for_caller_room(settings, caller: str, seconds: float = 10):
@@ -62,7 +47,7 @@ def test_call_creates_caller_room_and_dispatches_agent(stack_servers, provisione
     finally:
         sipp.kill()
     assert rooms, "no room with the SIP caller appeared; SIPp log:\n" + _read(tmp_path / "messages.log")
-    room, participant, agents = rooms[0]
+    room, participant, agents = rooms[0].room, rooms[0].caller, rooms[0].dispatched
     assert room.name.startswith("call-")
     assert participant.identity.startswith("sip_")
     assert participant.attributes["sip.trunkPhoneNumber"] == "+15550100"

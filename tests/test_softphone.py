@@ -1,5 +1,5 @@
 """The softphone against a second pjsua2 user agent written here (no LiveKit): SIP dialog, paced RTP both ways,
-remote BYE, REFER, busy, no answer, bad audio files.
+DTMF, remote BYE, REFER, busy, no answer. (What needs no call is in test_softphone_unit.py.)
 
 Run inside a network namespace with only loopback:
     unshare -n sh -c 'ip link set lo up; .venv/bin/pytest tests/test_softphone.py'
@@ -8,20 +8,23 @@ Run inside a network namespace with only loopback:
 from __future__ import annotations
 
 import subprocess
-import sys
 import time
+import wave
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-from sip.softphone import (
+from tests.support.audio import dominant_frequency, tone, voiced_seconds
+from tests.support.cli import cli_call
+from tools.softphone import (
+    DEFAULT_VOICE_THRESHOLD,
     PORT_RATE,
+    CallAudio,
     CallOptions,
     CallResult,
-    _Audio,
-    _make_port,
+    make_media_port,
+    read_wav,
     result_from_process,
     run_call_process,
     write_wav,
@@ -29,22 +32,6 @@ from sip.softphone import (
 
 pj = pytest.importorskip("pjsua2")
 pytestmark = pytest.mark.sip  # real-time calls between two local user agents
-REPO = Path(__file__).resolve().parent.parent
-
-
-def tone(freq: float, seconds: float, rate: int = PORT_RATE, amplitude: int = 8000) -> np.ndarray:
-    t = np.arange(int(seconds * rate)) / rate
-    return (amplitude * np.sin(2 * np.pi * freq * t)).astype(np.int16)
-
-
-def dominant_frequency(samples: np.ndarray, rate: int = PORT_RATE) -> float:
-    spectrum = np.abs(np.fft.rfft(samples.astype(np.float64)))
-    return float(np.fft.rfftfreq(samples.size, 1 / rate)[int(np.argmax(spectrum))])
-
-
-def voiced_seconds(samples: np.ndarray, threshold: float = 330.0) -> float:
-    frames = samples[: samples.size // 320 * 320].reshape(-1, 320).astype(np.float64)
-    return float((np.sqrt((frames ** 2).mean(axis=1)) > threshold).sum() * 0.02)
 
 
 @dataclass
@@ -106,7 +93,7 @@ class Answerer:
         self.account.create(account_config)
         self.behaviour = Behaviour()
         self.call = None
-        self.audio: _Audio | None = None
+        self.audio: CallAudio | None = None
         self.media_port = None
         self.seen = Seen()
 
@@ -146,8 +133,8 @@ class Answerer:
                         call_audio.startTransmit(answerer.media_port)
                         answerer.media_port.startTransmit(call_audio)
 
-        self.audio = _Audio(330.0)
-        self.media_port = _make_port(pj, self.audio)
+        self.audio = CallAudio(DEFAULT_VOICE_THRESHOLD)
+        self.media_port = make_media_port(pj, self.audio)
         self.call = Call(self.account, call_id)
         prm = pj.CallOpParam()
         prm.statusCode = self.behaviour.response if self.behaviour.response != 200 else 180
@@ -258,8 +245,8 @@ def test_call_exchanges_paced_audio_both_ways(answerer, tmp_path):
     assert abs(turn.speech_ms - 1500) < 25
     # The answerer waits 300 ms of silence before replying; the path adds jitter buffer and frame delays.
     assert 250 < turn.voice_to_voice_ms < 1500
-    with __import__("wave").open(str(record)) as wav:
-        heard = np.frombuffer(wav.readframes(wav.getnframes()), "<i2")
+    heard = read_wav(record)
+    with wave.open(str(record)) as wav:
         assert wav.getframerate() == PORT_RATE
     greeting_start = int((result.greeting_ms - result.answered_ms) / 1000 * PORT_RATE)
     assert abs(dominant_frequency(heard[: heard.size // 2]) - 440) < 20
@@ -279,39 +266,6 @@ def test_dtmf_digits_reach_the_other_side(answerer):
     assert result.ok, result.stderr
     assert result.dtmf_sent == "123#"
     assert answerer.seen.dtmf == "123#"
-
-
-class FakeTTS:
-    """Stands in for the Piper voice: two 'sentences' of tone at 22.05 kHz."""
-    sample_rate = 22050
-
-    def synthesize(self, text):
-        yield tone(500, 0.5, rate=self.sample_rate)
-        yield tone(500, 0.25, rate=self.sample_rate)
-
-
-def test_say_text_is_synthesized_and_resampled_to_the_call_rate():
-    from sip.softphone import synthesize
-
-    audio = synthesize("hello", FakeTTS())
-    assert audio.dtype == np.int16
-    assert abs(audio.size / PORT_RATE - 0.75) < 0.02
-    assert abs(dominant_frequency(audio) - 500) < 10
-
-
-def test_result_survives_json_and_prints_a_timeline():
-    from sip.softphone import Turn
-
-    result = CallResult(ok=True, ringing_ms=20, answered_ms=900, greeting_ms=1500, greeting_text="Hello there",
-                        turns=[Turn(source="q.wav", speech_ms=1200, speech_end_ms=4000, reply_start_ms=5100,
-                                    voice_to_voice_ms=1100, reply_text="We open at nine")],
-                        hangup_by="agent", hangup_ms=9000, codec="G722/16000")
-    again = CallResult.from_json(result.to_json())
-    assert again == result
-    text = "\n".join(again.timeline())
-    assert "voice-to-voice    1100 ms" in text
-    assert "the agent hung up (BYE)" in text
-    assert again.agent_text == "Hello there We open at nine"
 
 
 def test_remote_bye_is_reported(answerer):
@@ -349,26 +303,9 @@ def test_ringing_without_answer_is_bounded(answerer):
     assert result.returncode != 0
 
 
-def cli_call(*args: str, timeout: float = 30) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(REPO / "cli.py"), "call", "--no-transcribe", *args],
-                          capture_output=True, text=True, timeout=timeout, cwd=REPO)
-
-
 def test_no_answer_is_a_clear_error_and_nonzero_exit():
     # Nothing listens on this port: UDP brings no reply at all, so the softphone bounds the wait itself.
     proc = cli_call("--server", "127.0.0.1:9", "--timeout", "2")
     assert proc.returncode == 1
     assert proc.stderr.strip().splitlines()[-1] == \
         "error: no answer from 127.0.0.1:9 within 2 s (is livekit-sip running there?)"
-
-
-@pytest.mark.parametrize("content", [None, b"RIFF\x00\x00\x00\x00WAVEjunk"])
-def test_unreadable_wav_is_rejected_before_dialing(tmp_path, content):
-    path = tmp_path / "bad.wav"
-    if content is not None:
-        path.write_bytes(content)
-    proc = cli_call("--server", "127.0.0.1:9", "--play", str(path))
-    assert proc.returncode == 2
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: ") and str(path) in lines[0], proc.stderr
-    assert "calling" not in proc.stderr

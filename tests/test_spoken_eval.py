@@ -12,7 +12,7 @@ from bench.spoken_eval import (
     mentions,
     score_call,
 )
-from sip.softphone import CallResult, Turn
+from tools.softphone import CallResult, Turn
 
 pytestmark = pytest.mark.unit
 

@@ -9,10 +9,11 @@ from typing import Annotated
 
 import typer
 
-from sip.softphone import CODECS, CallOptions, SoftphoneError, place_call
+from tools.softphone.call import CODECS, place_call
+from tools.softphone.results import CallOptions, SoftphoneError
 
 
-def _defaults() -> tuple[str, str]:
+def dial_defaults() -> tuple[str, str]:
     """(server, number) from .env: livekit-sip on 127.0.0.1:$SIP_PORT, the first of SIP_NUMBERS."""
     from stack.settings import StackSettings
 
@@ -47,7 +48,7 @@ def call(
     json_output: Annotated[bool, typer.Option("--json", help="Print the result as one JSON line.")] = False,
 ):
     """Call the assistant like a phone would (SIP + RTP) and print the timeline: answer, greeting, voice-to-voice."""
-    default_server, default_number = _defaults()
+    default_server, default_number = dial_defaults()
     options = CallOptions(
         server=server or default_server, number=number or default_number, caller_id=caller_id,
         play=[str(p) for p in play or []], say=list(say or []), dtmf=dtmf,

@@ -1,0 +1,1 @@
+"""Development tools that test and measure the product and are no part of it: the test softphone."""
