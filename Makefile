@@ -31,7 +31,7 @@ run: install
 # never touch a running `make run` stack or any other host.
 test: install
 	$(PY) cli.py install --test-tools
-	PHONE_TEST_ARTIFACTS=$(CURDIR)/test-artifacts scripts/netns.sh $(PY) -m pytest -v -rs --durations=15 $(PYTEST_ARGS)
+	scripts/netns.sh $(PY) -m pytest -v -rs --durations=15 $(PYTEST_ARGS)
 
 # Ruff's rules (pyproject.toml [tool.ruff]). No `ruff format --check`: most files predate it and would be rewritten.
 lint: $(VENV)/.installed

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
 import sys
@@ -24,7 +25,7 @@ from stack.binaries import TEST_TOOL_PACKAGES, ensure_debian_packages
 from stack.components import BY_NAME, LIVEKIT_SIP, wanted_components
 from stack.credentials import ensure_api_credentials, weak_secret_warning
 from stack.errors import StackError
-from stack.settings import StackSettings
+from stack.settings import Settings, SettingsError
 
 app = typer.Typer(help="Self-hosted AI phone assistant on LiveKit.", no_args_is_help=True, add_completion=False)
 sip_app = typer.Typer(help="Provision and inspect the inbound SIP trunk and dispatch rule.", no_args_is_help=True)
@@ -36,22 +37,18 @@ out = Console(width=None if sys.stdout.isatty() else 200)
 err = Console(stderr=True, width=None if sys.stderr.isatty() else 200)
 
 
-class Context:
-    env_file: Path | None = None
-    run_dir: Path | None = None
-
-    @classmethod
-    def settings(cls) -> StackSettings:
-        return StackSettings.load(cls.env_file, cls.run_dir)
-
-
 @app.callback()
 def main_options(
-    env_file: Annotated[Path | None, typer.Option(envvar="PHONE_ENV_FILE", help="The .env file to use.")] = None,
+    env_file: Annotated[Path | None, typer.Option(
+        help="The .env file to use (default: $PHONE_ENV_FILE, else .env).")] = None,
     run_dir: Annotated[Path | None, typer.Option(
-        envvar="PHONE_RUN_DIR", help="Where pid files, generated configs and logs go (default .run).")] = None,
+        help="Where pid files, generated configs and logs go (default: $PHONE_RUN_DIR, else .run).")] = None,
 ):
-    Context.env_file, Context.run_dir = env_file, run_dir
+    # Settings.load() reads these two from the environment, in this process and in every process it starts.
+    if env_file:
+        os.environ["PHONE_ENV_FILE"] = str(env_file.resolve())
+    if run_dir:
+        os.environ["PHONE_RUN_DIR"] = str(run_dir.resolve())
 
 
 # --- the stack -----------------------------------------------------------------------------------------------------
@@ -62,7 +59,7 @@ def up(
     provision: Annotated[bool, typer.Option(help="Run `sip setup` once the stack is up.")] = True,
 ):
     """Install, build and start the whole stack on 127.0.0.1, wait until healthy, and leave it running."""
-    settings = Context.settings()
+    settings = Settings.load()
     if settings.uses_remote_livekit:
         out.print(f"LIVEKIT_URL is {settings.livekit_url}: using that server, starting no local LiveKit or SIP.")
     else:
@@ -76,7 +73,7 @@ def up(
         raise StackError(f"unknown component {', '.join(unknown)}; choose from {', '.join(BY_NAME)}")
     report = lifecycle.up(settings, only)
     if provision and not settings.uses_remote_livekit and any(s.name == LIVEKIT_SIP.name for s in report):
-        _run_sip_setup(settings, provisioning.SipConfig.from_env(settings.env_for_processes()), dry_run=False)
+        _run_sip_setup(settings, provisioning.SipConfig.from_settings(settings), dry_run=False)
     _print_status(report)
     for item in report:
         if item.name == "playground" and item.up:
@@ -90,7 +87,7 @@ def install(
     test_tools: Annotated[bool, typer.Option(help="Also the tools the test suite drives (SIPp, iproute2).")] = False,
 ):
     """Install and build everything the stack runs (Debian packages, livekit-server, livekit-sip), then stop."""
-    settings = Context.settings()
+    settings = Settings.load()
     lifecycle.install(settings)
     if test_tools:
         ensure_debian_packages(TEST_TOOL_PACKAGES)
@@ -100,14 +97,14 @@ def install(
 @app.command()
 def down():
     """Stop what `up` started, and nothing else."""
-    stopped = lifecycle.down(Context.settings())
+    stopped = lifecycle.down(Settings.load())
     out.print(f"Stopped: {', '.join(stopped)}." if stopped else "Nothing was running.")
 
 
 @app.command()
 def status(as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False):
     """Each component: up or down, address, version, pid and log file. Exits 1 if any is down."""
-    report = lifecycle.status(Context.settings())
+    report = lifecycle.status(Settings.load())
     if as_json:
         print(json.dumps([item.__dict__ for item in report], indent=2))
     else:
@@ -124,7 +121,7 @@ def logs(
     """Print the end of a component's log."""
     if component not in BY_NAME:
         raise StackError(f"unknown component {component!r}; choose from {', '.join(BY_NAME)}")
-    path = lifecycle.log_path(Context.settings(), BY_NAME[component])
+    path = lifecycle.log_path(Settings.load(), BY_NAME[component])
     if not path.exists():
         raise StackError(f"no log yet at {path}: start it with `python cli.py up`")
     out.print("\n".join(path.read_text(errors="replace").splitlines()[-lines:]), markup=False, highlight=False)
@@ -139,18 +136,15 @@ def _print_status(report: list[lifecycle.ComponentStatus]) -> None:
 
 
 # --- SIP -----------------------------------------------------------------------------------------------------------
-def _sip_config(settings: StackSettings, numbers, allowed_addresses, allowed_numbers, auth_username, auth_password):
-    env = settings.env_for_processes()
-    overrides = {
-        "SIP_NUMBERS": ",".join(numbers or []), "SIP_ALLOWED_ADDRESSES": ",".join(allowed_addresses or []),
-        "SIP_ALLOWED_NUMBERS": ",".join(allowed_numbers or []), "SIP_AUTH_USERNAME": auth_username or "",
-        "SIP_AUTH_PASSWORD": auth_password or "",
-    }
-    env.update({key: value for key, value in overrides.items() if value})
-    return provisioning.SipConfig.from_env(env)
+def _sip_config(settings: Settings, numbers, allowed_addresses, allowed_numbers, auth_username, auth_password):
+    """The settings' SIP configuration, with what the command line gives instead (checked by SipConfig.validate)."""
+    overrides = {"numbers": numbers, "allowed_addresses": allowed_addresses, "allowed_numbers": allowed_numbers,
+                 "auth_username": auth_username, "auth_password": auth_password}
+    return dataclasses.replace(provisioning.SipConfig.from_settings(settings),
+                               **{name: value for name, value in overrides.items() if value})
 
 
-def _with_livekit(settings: StackSettings, operation):
+def _with_livekit(settings: Settings, operation):
     """`await operation(lk)` against the configured server, its failures turned into one line each."""
     async def run():
         async with provisioning.livekit_api(settings.livekit_url, settings.api_key, settings.api_secret) as lk:
@@ -159,7 +153,7 @@ def _with_livekit(settings: StackSettings, operation):
     return asyncio.run(run())
 
 
-def _run_sip_setup(settings: StackSettings, config: provisioning.SipConfig, dry_run: bool) -> None:
+def _run_sip_setup(settings: Settings, config: provisioning.SipConfig, dry_run: bool) -> None:
     result = _with_livekit(settings, lambda lk: provisioning.setup(lk, config, dry_run=dry_run))
     title = "Plan (dry run, nothing changed):" if dry_run else "SIP setup:"
     out.print(title)
@@ -180,7 +174,7 @@ def sip_setup(
 ):
     """Create or reuse the inbound trunk and the dispatch rule that sends each caller, in a room of their own,
     to our agent."""
-    settings = Context.settings()
+    settings = Settings.load()
     config = _sip_config(settings, number, allowed_address, allowed_number, auth_username, auth_password)
     _run_sip_setup(settings, config, dry_run)
 
@@ -188,7 +182,7 @@ def sip_setup(
 @sip_app.command("list")
 def sip_list():
     """Show inbound trunks and dispatch rules."""
-    trunks, rules = _with_livekit(Context.settings(), provisioning.list_all)
+    trunks, rules = _with_livekit(Settings.load(), provisioning.list_all)
     trunk_table = Table("trunk id", "name", "numbers", "allowed addresses", "allowed numbers", "auth", "ours",
                         title="Inbound trunks")
     for t in trunks:
@@ -209,14 +203,14 @@ def sip_list():
 @sip_app.command("teardown")
 def sip_teardown():
     """Delete the trunk and rule that `sip setup` created, and nothing else."""
-    deleted = _with_livekit(Context.settings(), provisioning.teardown)
+    deleted = _with_livekit(Settings.load(), provisioning.teardown)
     out.print("Deleted: " + "; ".join(deleted) if deleted else "Nothing to delete.")
 
 
 @sip_app.command("status")
 def sip_status():
     """Is the SIP service up and healthy, is SIP enabled on the server, and is our trunk and rule in place?"""
-    settings = Context.settings()
+    settings = Settings.load()
     problems = []
     if not settings.uses_remote_livekit:
         sip = next(s for s in lifecycle.status(settings, [LIVEKIT_SIP.name]))
@@ -252,14 +246,14 @@ def token(
 
     from playground.tokens import join_token, new_room_name
 
-    settings = Context.settings()
+    settings = Settings.load()
     if not settings.api_key or not settings.api_secret:
         raise StackError("no LIVEKIT_API_KEY / LIVEKIT_API_SECRET yet: run `python cli.py up` (it generates them) "
                          "or set them in .env")
     if ttl <= 0 or ttl > 24 * 60:
         raise StackError("--ttl is in minutes, between 1 and 1440")
     room = room or new_room_name()
-    agent_name = settings.env_for_processes().get("AGENT_NAME") or "phone-assistant"
+    agent_name = settings.agent_name
     jwt = join_token(settings.api_key, settings.api_secret, room, identity, agent_name, timedelta(minutes=ttl))
     out.print(f"LIVEKIT_URL={settings.livekit_url}", highlight=False)
     out.print(f"room={room}  identity={identity}  valid for {ttl} min  agent={agent_name}", highlight=False)
@@ -274,11 +268,9 @@ def kb_check(
     """Validate the [[faq]] entries: one line per problem, exit 1 if there is any."""
     from agent.knowledge import KnowledgeError, read_entries, vocabulary_of
 
-    if file is None:
-        if not (configured := Context.settings().env_for_processes().get("BUSINESS_CONFIG")):
-            err.print("[red]error:[/] no file: pass one, or set BUSINESS_CONFIG in .env", highlight=False)
-            raise typer.Exit(1)
-        file = Path(configured)
+    if file is None and not (file := Settings.load().business_config):
+        err.print("[red]error:[/] no file: pass one, or set BUSINESS_CONFIG in .env", highlight=False)
+        raise typer.Exit(1)
     try:
         entries = read_entries(file)
     except KnowledgeError as error:
@@ -299,6 +291,9 @@ app.command("call")(_call_command)
 def main() -> None:
     try:
         app()
+    except SettingsError as error:  # a bad value in .env or the environment
+        err.print(f"[red]error:[/] {escape(str(error))}", highlight=False, soft_wrap=True)
+        sys.exit(2)
     except StackError as error:
         err.print(f"[red]error:[/] {escape(str(error))}", highlight=False)
         sys.exit(1)
@@ -307,5 +302,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # huggingface_hub reads it: never fetch model weights at run time
     main()

@@ -22,6 +22,7 @@ import numpy as np
 
 from bench.report import replace_section
 from bench.stack_metrics import AGENT_STAGES, AgentLog, ProcessSampler, stage_p50s
+from stack.settings import Settings
 from tools.softphone import CallOptions, CallResult, place_call_in_subprocess, synthesize, write_wav
 from tools.softphone.command import dial_defaults
 
@@ -65,8 +66,9 @@ def main() -> int:
     parser.add_argument("--number", help="number to dial (default: first of SIP_NUMBERS)")
     parser.add_argument("--timeout", type=float, default=60)
     parser.add_argument("--write", type=Path, help="write the results table into this Markdown file")
-    parser.add_argument("--run-dir", type=Path, default=Path(os.environ.get("PHONE_RUN_DIR") or ".run"),
-                        help="the stack's run folder, for the agent's log and the process list (default .run)")
+    parser.add_argument("--run-dir", type=Path, default=Settings.load().run_dir,
+                        help="the stack's run folder, for the agent's log and the process list (default: the "
+                             "settings', PHONE_RUN_DIR or .run)")
     args = parser.parse_args()
     agent_log = AgentLog(args.run_dir / "logs" / "agent.log")
     stage_rows, process_rows = [], []
@@ -127,7 +129,8 @@ def main() -> int:
     print("\n".join(table))
 
     if args.write:
-        providers = "OpenAI" if os.environ.get("OPENAI_API_KEY") else "local models (no OPENAI_API_KEY)"
+        providers = {"openai": "OpenAI", "openai-compatible": "an OpenAI-compatible server (OPENAI_BASE_URL)",
+                     "local": "local models (no OPENAI_API_KEY)"}[Settings.load().ai_provider]
         section = "\n".join([
             "## Phone calls (bench/calls.py)", "",
             f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {platform.machine()} with "

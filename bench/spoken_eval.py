@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.report import replace_section
+from stack.settings import Settings
 from tools.softphone import CallOptions, CallResult, place_call_in_subprocess
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -332,19 +333,18 @@ def failure_lines(outcomes: list[Outcome]) -> list[str]:
     return lines
 
 
-def model_description(env: dict[str, str]) -> str:
-    """The LLM the agent talks to, as the stack passes it on."""
-    if env.get("OPENAI_API_KEY") and not env.get("OPENAI_BASE_URL"):
-        return f"OpenAI {env.get('OPENAI_LLM_MODEL') or 'gpt-4o-mini'}"
-    if env.get("OPENAI_BASE_URL"):
-        return f"{env.get('OPENAI_LLM_MODEL') or 'gpt-4o-mini'} at {env['OPENAI_BASE_URL']}"
-    from local_openai.model_store import DEFAULT_LLM
-
-    return f"local {env.get('LOCAL_LLM_MODEL') or DEFAULT_LLM} (LOCAL_LLM_MODEL)"
+def model_description(settings: Settings) -> str:
+    """The LLM the agent talks to, as the settings choose it."""
+    if settings.ai_provider == "openai":
+        return f"OpenAI {settings.openai_llm_model}"
+    if settings.ai_provider == "openai-compatible":
+        return f"{settings.openai_llm_model} at {settings.openai_base_url}"
+    return f"local {settings.local_llm_model} (LOCAL_LLM_MODEL)"
 
 
 def command_line(argv: list[str]) -> str:
     command = shlex.join(["python", "-m", "bench.spoken_eval", *argv]).replace(f"{REPO_ROOT}/", "")
+    # MAKELEVEL is make's own variable (set in every command make runs), not a setting of ours.
     return command + (" (run by `make eval`)" if os.environ.get("MAKELEVEL") else "")
 
 
@@ -362,7 +362,6 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = parser.parse_args(argv)
 
-    from stack.settings import StackSettings
     from tools.softphone.command import dial_defaults
 
     try:
@@ -376,15 +375,14 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     voices = [VOICES[name]() for name in (args.voice or ["piper", "espeak"])]
 
-    env_file = os.environ.get("PHONE_ENV_FILE")
-    agent_env = StackSettings.load(Path(env_file) if env_file else None).env_for_processes()
-    config = agent_env.get("BUSINESS_CONFIG", "")
-    if not config or Path(config).resolve() != (REPO_ROOT / plan.profile).resolve():
+    agent_settings = Settings.load()  # what the stack passes on to the agent
+    config = agent_settings.business_config
+    if not config or config.resolve() != (REPO_ROOT / plan.profile).resolve():
         print(f"warning: BUSINESS_CONFIG is {config or 'unset'}, the scenarios expect {plan.profile}; the greetings "
               "below show what the agent really runs", file=sys.stderr)
     server, number = dial_defaults()
     settings = CallSettings(server=args.server or server, number=args.number or number, timeout=args.timeout)
-    model = model_description(agent_env)
+    model = model_description(agent_settings)
     print(f"{len(scenarios)} scenarios x {len(voices)} voices, PCMU, dialing sip:{settings.number}@{settings.server}; "
           f"model: {model}", file=sys.stderr, flush=True)
 

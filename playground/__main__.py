@@ -1,15 +1,21 @@
-"""python -m playground [--host 127.0.0.1] [--port 8090]: serve the local playground page."""
+"""python -m playground [--host 127.0.0.1] [--port PLAYGROUND_PORT]: serve the local playground page."""
 
 import argparse
-import os
+import sys
 
 import uvicorn
 
-from .server import app_from_env
+from stack.settings import Settings, SettingsError
 
+from .server import app_from_settings
+
+try:
+    settings = Settings.load()
+except SettingsError as error:
+    sys.exit(f"error: {error}")
 parser = argparse.ArgumentParser(prog="python -m playground")
 parser.add_argument("--host", default="127.0.0.1")
-parser.add_argument("--port", type=int, default=int(os.environ.get("PLAYGROUND_PORT", "8090")))
+parser.add_argument("--port", type=int, default=settings.playground_port)
 args = parser.parse_args()
 print(f"playground on http://{args.host}:{args.port}/", flush=True)
-uvicorn.run(app_from_env(), host=args.host, port=args.port, log_level="warning")
+uvicorn.run(app_from_settings(settings), host=args.host, port=args.port, log_level="warning")

@@ -6,7 +6,6 @@ someone else's room, a phone caller's say), and grants what the page needs and n
 
 from __future__ import annotations
 
-import os
 import secrets
 from datetime import timedelta
 from pathlib import Path
@@ -14,6 +13,8 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
+
+from stack.settings import Settings
 
 from .tokens import join_token, new_room_name
 
@@ -46,12 +47,8 @@ def create_app(livekit_url: str, api_key: str, api_secret: str, agent_name: str)
     return app
 
 
-def app_from_env() -> FastAPI:
-    from stack.settings import StackSettings
-
-    settings = StackSettings.load()
-    agent_name = settings.env_for_processes().get("AGENT_NAME") or "phone-assistant"
+def app_from_settings(settings: Settings) -> FastAPI:
     if not settings.api_key or not settings.api_secret:
         raise SystemExit("no LIVEKIT_API_KEY / LIVEKIT_API_SECRET: run `python cli.py up` or set them in .env")
-    return create_app(os.environ.get("PLAYGROUND_LIVEKIT_URL") or settings.livekit_url, settings.api_key,
-                      settings.api_secret, agent_name)
+    return create_app(settings.playground_livekit_url or settings.livekit_url, settings.api_key,
+                      settings.api_secret, settings.agent_name)

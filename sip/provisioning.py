@@ -7,8 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
-import re
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 import aiohttp
@@ -17,13 +16,9 @@ from livekit.protocol.agent_dispatch import RoomAgentDispatch
 from livekit.protocol.room import RoomConfiguration
 
 from stack.errors import StackError
+from stack.settings import E164, Settings
 
 MANAGED_MARKER = '{"managed_by": "phone-assistant sip setup"}'
-E164 = re.compile(r"^\+?[1-9]\d{2,14}$")
-
-
-def _split(value: str | None) -> list[str]:
-    return [part.strip() for part in (value or "").split(",") if part.strip()]
 
 
 @dataclass(frozen=True)
@@ -33,21 +28,21 @@ class SipConfig:
     allowed_numbers: list[str] = field(default_factory=list)
     auth_username: str = ""
     auth_password: str = ""
-    room_prefix: str = "call-"
-    agent_name: str = "phone-assistant"
+    room_prefix: str = Settings.default("sip_room_prefix")
+    agent_name: str = Settings.default("agent_name")
     trunk_name: str = "phone-assistant inbound"
     rule_name: str = "phone-assistant dispatch"
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> SipConfig:
+    def from_settings(cls, settings: Settings) -> SipConfig:
         return cls(
-            numbers=_split(env.get("SIP_NUMBERS")) or ["+15550100"],
-            allowed_addresses=_split(env.get("SIP_ALLOWED_ADDRESSES")),
-            allowed_numbers=_split(env.get("SIP_ALLOWED_NUMBERS")),
-            auth_username=env.get("SIP_AUTH_USERNAME", ""),
-            auth_password=env.get("SIP_AUTH_PASSWORD", ""),
-            room_prefix=env.get("SIP_ROOM_PREFIX") or "call-",
-            agent_name=env.get("AGENT_NAME") or "phone-assistant",
+            numbers=list(settings.sip_numbers),
+            allowed_addresses=list(settings.sip_allowed_addresses),
+            allowed_numbers=list(settings.sip_allowed_numbers),
+            auth_username=settings.sip_auth_username,
+            auth_password=settings.sip_auth_password,
+            room_prefix=settings.sip_room_prefix,
+            agent_name=settings.agent_name,
         )
 
     def validate(self) -> None:

@@ -14,9 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import StackError
-from .settings import REPO_ROOT
+from .settings import Settings
 
-BIN_DIR = Path(os.environ.get("STACK_BIN_DIR", REPO_ROOT / ".cache" / "bin"))
 MIN_GO = (1, 26)
 
 
@@ -32,8 +31,8 @@ class GoServer:
     debian_build_deps: tuple[str, ...] = ()
     version_ldflag: str = ""
 
-    def path(self, version: str | None = None) -> Path:
-        return BIN_DIR / f"{self.name}-{version or self.version}"
+    def path(self, bin_dir: Path, version: str | None = None) -> Path:
+        return bin_dir / f"{self.name}-{version or self.version}"
 
 
 LIVEKIT_SERVER = GoServer(
@@ -82,7 +81,7 @@ def ensure_debian_packages(packages: tuple[str, ...] | list[str]) -> None:
     if os.geteuid() != 0:
         raise StackError(f"missing Debian packages {', '.join(missing)}; install them with: sudo {command}")
     say(f"installing Debian packages: {' '.join(missing)} (apt-get, shows progress below)")
-    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")  # apt-get's own environment, plus this
     apt = ["apt-get", "-o", "DPkg::Lock::Timeout=600"]
     if subprocess.run([*apt, "install", "-y", "-q", *missing], env=env, check=False).returncode != 0:
         # A fresh machine may have no package lists yet.
@@ -102,18 +101,20 @@ def check_go_toolchain() -> str:
     return go
 
 
-def installed_path(server: GoServer) -> Path:
-    """The cached binary of the pinned tag or, failing that, of a fallback tag; the pinned path if none is built."""
+def installed_path(server: GoServer, bin_dir: Path | None = None) -> Path:
+    """The cached binary of the pinned tag or, failing that, of a fallback tag; the pinned path if none is built.
+    `bin_dir`: where binaries are built (default: the settings' STACK_BIN_DIR or .cache/bin)."""
+    bin_dir = bin_dir or Settings.load().bin_dir
     for version in (server.version, *server.fallbacks):
-        if server.path(version).exists():
-            return server.path(version)
-    return server.path()
+        if server.path(bin_dir, version).exists():
+            return server.path(bin_dir, version)
+    return server.path(bin_dir)
 
 
-def ensure_go_server(server: GoServer) -> Path:
+def ensure_go_server(server: GoServer, bin_dir: Path) -> Path:
     """The built binary, building it on first use (with the fallback tags if the pinned one fails)."""
-    if installed_path(server).exists():
-        return installed_path(server)
+    if installed_path(server, bin_dir).exists():
+        return installed_path(server, bin_dir)
     go = check_go_toolchain()
     if server.debian_build_deps:
         ensure_debian_packages(server.debian_build_deps)
@@ -122,22 +123,22 @@ def ensure_go_server(server: GoServer) -> Path:
     failures = []
     for version in (server.version, *server.fallbacks):
         try:
-            return _go_install(go, server, version)
+            return _go_install(go, server, version, bin_dir)
         except StackError as failure:
             failures.append(str(failure))
             say(f"{server.name} {version} did not build; trying the next pinned fallback")
     raise StackError(f"{server.name} did not build: " + " | ".join(failures))
 
 
-def _go_install(go: str, server: GoServer, version: str) -> Path:
-    BIN_DIR.mkdir(parents=True, exist_ok=True)
-    destination = server.path(version)
-    env = dict(os.environ, CGO_ENABLED="1" if server.cgo else "0")
+def _go_install(go: str, server: GoServer, version: str, bin_dir: Path) -> Path:
+    bin_dir.mkdir(parents=True, exist_ok=True)
+    destination = server.path(bin_dir, version)
+    env = dict(os.environ, CGO_ENABLED="1" if server.cgo else "0")  # Go's own environment (GOPATH, proxy), plus this
     ldflags = ["-ldflags", f"-X {server.version_ldflag}={version.lstrip('v')}"] if server.version_ldflag else []
     target = f"{server.module}/{server.package}@{version}"
     say(f"building {server.name} {version} (`go install {target}`; the first build takes several minutes)")
     started = time.monotonic()
-    with tempfile.TemporaryDirectory(dir=BIN_DIR) as gobin:
+    with tempfile.TemporaryDirectory(dir=bin_dir) as gobin:
         failure = _run_with_progress([go, "install", "-v", *ldflags, target], dict(env, GOBIN=gobin), server.name)
         built = list(Path(gobin).iterdir())
         if built:

@@ -14,21 +14,21 @@ import httpx
 import yaml
 
 from . import binaries
-from .settings import LOOPBACK, REPO_ROOT, StackSettings
+from .settings import LOOPBACK, REPO_ROOT, Settings
 
 
 @dataclass(frozen=True)
 class Component:
     name: str
     # Ports we bind (TCP unless listed in udp_ports), with the .env key that moves each.
-    ports: Callable[[StackSettings], dict[int, str]]
-    address: Callable[[StackSettings], str]
-    command: Callable[[StackSettings], list[str]]
-    healthy: Callable[[StackSettings], bool]
-    version: Callable[[StackSettings], str]
-    install: Callable[[], None] = lambda: None
-    udp_ports: Callable[[StackSettings], dict[int, str]] = lambda s: {}
-    extra_env: Callable[[StackSettings], dict[str, str]] = lambda s: {}
+    ports: Callable[[Settings], dict[int, str]]
+    address: Callable[[Settings], str]
+    command: Callable[[Settings], list[str]]
+    healthy: Callable[[Settings], bool]
+    version: Callable[[Settings], str]
+    install: Callable[[Settings], None] = lambda s: None
+    udp_ports: Callable[[Settings], dict[int, str]] = lambda s: {}
+    extra_env: Callable[[Settings], dict[str, str]] = lambda s: {}
     health_timeout: float = 30.0
     supervised: bool = False  # restarted by stack.supervise when it exits
     wants: tuple[str, ...] = field(default_factory=tuple)
@@ -41,7 +41,7 @@ def _http_ok(url: str, accept: tuple[int, ...] = (200,)) -> bool:
         return False
 
 
-def _redis_ping(settings: StackSettings) -> bool:
+def _redis_ping(settings: Settings) -> bool:
     try:
         with socket.create_connection((LOOPBACK, settings.redis_port), timeout=2.0) as conn:
             conn.sendall(b"PING\r\n")
@@ -50,7 +50,7 @@ def _redis_ping(settings: StackSettings) -> bool:
         return False
 
 
-def _logged_since_start(settings: StackSettings, name: str, text: str) -> bool:
+def _logged_since_start(settings: Settings, name: str, text: str) -> bool:
     """Whether the component's log shows `text` after the last start marker that ProcessTable.start writes."""
     try:
         log = (settings.log_dir / f"{name}.log").read_text(errors="replace")
@@ -59,11 +59,11 @@ def _logged_since_start(settings: StackSettings, name: str, text: str) -> bool:
     return text in log[log.rfind("\n--- "):]
 
 
-def config_path(settings: StackSettings, name: str) -> Path:
+def config_path(settings: Settings, name: str) -> Path:
     return settings.run_dir / "config" / f"{name}.yaml"
 
 
-def _write_config(settings: StackSettings, name: str, body: dict) -> Path:
+def _write_config(settings: Settings, name: str, body: dict) -> Path:
     path = config_path(settings, name)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.touch(mode=0o600, exist_ok=True)
@@ -73,7 +73,7 @@ def _write_config(settings: StackSettings, name: str, body: dict) -> Path:
 
 
 # --- redis -------------------------------------------------------------------------------------------------------
-def _redis_command(settings: StackSettings) -> list[str]:
+def _redis_command(settings: Settings) -> list[str]:
     data_dir = settings.run_dir / "redis"
     data_dir.mkdir(parents=True, exist_ok=True)
     return [
@@ -83,7 +83,7 @@ def _redis_command(settings: StackSettings) -> list[str]:
     ]
 
 
-def _redis_version(_: StackSettings) -> str:
+def _redis_version(_: Settings) -> str:
     import subprocess
 
     server = shutil.which("redis-server")
@@ -100,14 +100,13 @@ REDIS = Component(
     command=_redis_command,
     healthy=_redis_ping,
     version=_redis_version,
-    install=lambda: binaries.ensure_debian_packages([binaries.REDIS_DEBIAN_PACKAGE]),
+    install=lambda s: binaries.ensure_debian_packages([binaries.REDIS_DEBIAN_PACKAGE]),
 )
 
 
 # --- livekit-server ------------------------------------------------------------------------------------------------
-def _livekit_server_command(settings: StackSettings) -> list[str]:
+def _livekit_server_command(settings: Settings) -> list[str]:
     start, end = settings.rtc_udp_ports
-    rtc_ips = os.environ.get("LIVEKIT_RTC_IPS") or settings.extra_env.get("LIVEKIT_RTC_IPS") or f"{LOOPBACK}/32"
     config = _write_config(settings, "livekit-server", {
         "port": settings.livekit_port,
         "bind_addresses": [LOOPBACK],
@@ -119,12 +118,12 @@ def _livekit_server_command(settings: StackSettings) -> list[str]:
             "node_ip": LOOPBACK,
             "enable_loopback_candidate": True,
             # Offer only loopback candidates, never the machine's other interface addresses.
-            "ips": {"includes": [ip.strip() for ip in rtc_ips.split(",")]},
+            "ips": {"includes": list(settings.rtc_ips)},
         },
         "redis": {"address": settings.redis_address},
         "logging": {"level": "info"},
     })
-    return [str(binaries.installed_path(binaries.LIVEKIT_SERVER)), "--config", str(config)]
+    return [str(binaries.installed_path(binaries.LIVEKIT_SERVER, settings.bin_dir)), "--config", str(config)]
 
 
 LIVEKIT_SERVER = Component(
@@ -136,14 +135,14 @@ LIVEKIT_SERVER = Component(
     # Keys travel in the environment, not in a file other users could read.
     extra_env=lambda s: {"LIVEKIT_KEYS": f"{s.api_key}: {s.api_secret}"},
     healthy=lambda s: _http_ok(f"http://{LOOPBACK}:{s.livekit_port}/"),
-    version=lambda s: binaries.binary_version(binaries.installed_path(binaries.LIVEKIT_SERVER)),
-    install=lambda: binaries.ensure_go_server(binaries.LIVEKIT_SERVER),
+    version=lambda s: binaries.binary_version(binaries.installed_path(binaries.LIVEKIT_SERVER, s.bin_dir)),
+    install=lambda s: binaries.ensure_go_server(binaries.LIVEKIT_SERVER, s.bin_dir),
     wants=("redis",),
 )
 
 
 # --- livekit-sip ---------------------------------------------------------------------------------------------------
-def _livekit_sip_command(settings: StackSettings) -> list[str]:
+def _livekit_sip_command(settings: Settings) -> list[str]:
     start, end = settings.sip_rtp_ports
     config = _write_config(settings, "livekit-sip", {
         "api_key": settings.api_key,
@@ -158,9 +157,9 @@ def _livekit_sip_command(settings: StackSettings) -> list[str]:
         "health_port": settings.sip_health_port,
         # This machine also runs the models, so it is busy by design; 0.9 would turn calls away as "under load".
         "max_cpu_utilization": 1.0,
-        "logging": {"level": os.environ.get("SIP_LOG_LEVEL", "info")},
+        "logging": {"level": settings.sip_log_level},
     })
-    return [str(binaries.installed_path(binaries.LIVEKIT_SIP)), "--config", str(config)]
+    return [str(binaries.installed_path(binaries.LIVEKIT_SIP, settings.bin_dir)), "--config", str(config)]
 
 
 LIVEKIT_SIP = Component(
@@ -171,8 +170,8 @@ LIVEKIT_SIP = Component(
     command=_livekit_sip_command,
     # 429 means up but busy.
     healthy=lambda s: _http_ok(f"http://{LOOPBACK}:{s.sip_health_port}/", accept=(200, 429)),
-    version=lambda s: binaries.binary_version(binaries.installed_path(binaries.LIVEKIT_SIP)),
-    install=lambda: binaries.ensure_go_server(binaries.LIVEKIT_SIP),
+    version=lambda s: binaries.binary_version(binaries.installed_path(binaries.LIVEKIT_SIP, s.bin_dir)),
+    install=lambda s: binaries.ensure_go_server(binaries.LIVEKIT_SIP, s.bin_dir),
     wants=("redis", "livekit-server"),
 )
 
@@ -193,7 +192,7 @@ LOCAL_OPENAI = Component(
     health_timeout=600.0,  # the first start assembles and verifies the LLM (about 1 GB)
 )
 
-def _prepare_agent_models() -> None:
+def _prepare_agent_models(_: Settings) -> None:
     from agent.embeddings import prepare_embeddings  # imported here: the CLI needs no model code otherwise
 
     prepare_embeddings()
@@ -241,7 +240,7 @@ BY_NAME = {component.name: component for component in ALL}
 SERVERS = ("redis", "livekit-server", "livekit-sip")
 
 
-def wanted_components(settings: StackSettings, names: list[str] | None = None) -> list[Component]:
+def wanted_components(settings: Settings, names: list[str] | None = None) -> list[Component]:
     """What `up` runs: everything, less local LiveKit when LIVEKIT_URL is remote and the endpoint when a key is set."""
     chosen = [BY_NAME[name] for name in names] if names else list(ALL)
     if settings.uses_remote_livekit:

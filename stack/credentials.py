@@ -8,13 +8,13 @@ from pathlib import Path
 
 from dotenv import set_key
 
-from .settings import StackSettings
+from .settings import Settings
 
 DEV_KEY, DEV_SECRET = "devkey", "secret"
 MIN_SECRET_LENGTH = 32
 
 
-def ensure_api_credentials(settings: StackSettings, dev: bool = False) -> tuple[StackSettings, bool]:
+def ensure_api_credentials(settings: Settings, dev: bool = False) -> tuple[Settings, bool]:
     """Returns settings with credentials, generating and saving them to `.env` on first use.
 
     The second value says whether new credentials were written.
@@ -39,7 +39,7 @@ def save_env_values(env_file: Path, **values: str) -> None:
     os.chmod(env_file, 0o600)
 
 
-def weak_secret_warning(settings: StackSettings) -> str | None:
+def weak_secret_warning(settings: Settings) -> str | None:
     if settings.api_secret and len(settings.api_secret) < MIN_SECRET_LENGTH and settings.api_secret != DEV_SECRET:
         return (
             f"LIVEKIT_API_SECRET is {len(settings.api_secret)} characters; livekit-server wants at least "

@@ -9,7 +9,7 @@ from .binaries import say
 from .components import ALL, Component, wanted_components
 from .errors import StackError
 from .processes import ProcessTable, ensure_port_free, log_tail
-from .settings import REPO_ROOT, StackSettings
+from .settings import REPO_ROOT, Settings
 
 
 @dataclass(frozen=True)
@@ -22,16 +22,16 @@ class ComponentStatus:
     log_path: str
 
 
-def log_path(settings: StackSettings, component: Component):
+def log_path(settings: Settings, component: Component):
     return settings.log_dir / f"{component.name}.log"
 
 
-def install(settings: StackSettings, names: list[str] | None = None) -> None:
+def install(settings: Settings, names: list[str] | None = None) -> None:
     for component in wanted_components(settings, names):
-        component.install()
+        component.install(settings)
 
 
-def up(settings: StackSettings, names: list[str] | None = None) -> list[ComponentStatus]:
+def up(settings: Settings, names: list[str] | None = None) -> list[ComponentStatus]:
     """Starts every wanted component that is not already running, in dependency order, each one healthy first."""
     table = ProcessTable(settings.run_dir)
     components = wanted_components(settings, names)
@@ -46,7 +46,7 @@ def up(settings: StackSettings, names: list[str] | None = None) -> list[Componen
     return status(settings, [c.name for c in components])
 
 
-def _start(settings: StackSettings, table: ProcessTable, component: Component) -> None:
+def _start(settings: Settings, table: ProcessTable, component: Component) -> None:
     for port, key in component.ports(settings).items():
         ensure_port_free(port, component.name, key)
     for port, key in component.udp_ports(settings).items():
@@ -77,7 +77,7 @@ def _start(settings: StackSettings, table: ProcessTable, component: Component) -
     )
 
 
-def down(settings: StackSettings, names: list[str] | None = None) -> list[str]:
+def down(settings: Settings, names: list[str] | None = None) -> list[str]:
     """Stops what `up` started (by our pid files), last started first; returns the names that were running."""
     table = ProcessTable(settings.run_dir)
     chosen = [c for c in ALL if not names or c.name in names]
@@ -88,7 +88,7 @@ def down(settings: StackSettings, names: list[str] | None = None) -> list[str]:
     return stopped
 
 
-def status(settings: StackSettings, names: list[str] | None = None) -> list[ComponentStatus]:
+def status(settings: Settings, names: list[str] | None = None) -> list[ComponentStatus]:
     table = ProcessTable(settings.run_dir)
     report = []
     for component in wanted_components(settings, names):

@@ -18,15 +18,17 @@ import pytest
 from stack import lifecycle
 from stack.components import SERVERS
 from stack.credentials import ensure_api_credentials, save_env_values
-from stack.settings import REPO_ROOT, StackSettings, settings_for_port_block
+from stack.settings import REPO_ROOT, Settings, settings_for_port_block
 
-# Keys from the developer's shell must not leak into the tests (an OpenAI key would send audio to OpenAI).
-for _key in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "LIVEKIT_URL", "LIVEKIT_API_KEY", "LIVEKIT_API_SECRET"):
+# Keys from the developer's shell must not leak into the tests (an OpenAI key would send audio to OpenAI). Each
+# stack below has a .env of its own, which its processes read (Settings.env_for_processes passes PHONE_ENV_FILE).
+for _key in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "LIVEKIT_URL", "LIVEKIT_API_KEY", "LIVEKIT_API_SECRET",
+             "PHONE_ENV_FILE", "PHONE_RUN_DIR"):
     os.environ.pop(_key, None)
-os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["HF_HUB_OFFLINE"] = "1"  # huggingface_hub reads it: never fetch model weights
 
 SHARED_STACK_PORT_BASE = 21000
-ARTIFACTS = Path(os.environ.get("PHONE_TEST_ARTIFACTS", REPO_ROOT / "test-artifacts"))
+ARTIFACTS = REPO_ROOT / "test-artifacts"  # screenshots, and the stacks' logs for a failed CI run
 
 
 @dataclass
@@ -35,8 +37,8 @@ class RunningStack:
     run_dir: Path
 
     @property
-    def settings(self) -> StackSettings:
-        return StackSettings.load(self.env_file, self.run_dir)
+    def settings(self) -> Settings:
+        return Settings.load(self.env_file, self.run_dir)
 
     def env_for_processes(self) -> dict[str, str]:
         return self.settings.env_for_processes()
@@ -83,7 +85,7 @@ def provisioned_sip(stack_servers):
 
     async def run():
         async with provisioning.livekit_api(settings.livekit_url, settings.api_key, settings.api_secret) as lk:
-            return await provisioning.setup(lk, provisioning.SipConfig.from_env(settings.env_for_processes()))
+            return await provisioning.setup(lk, provisioning.SipConfig.from_settings(settings))
 
     return asyncio.run(run())
 

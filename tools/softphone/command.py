@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -14,14 +13,11 @@ from tools.softphone.results import CallOptions, SoftphoneError
 
 
 def dial_defaults() -> tuple[str, str]:
-    """(server, number) from .env: livekit-sip on 127.0.0.1:$SIP_PORT, the first of SIP_NUMBERS."""
-    from stack.settings import StackSettings
+    """(server, number) from the settings: livekit-sip on 127.0.0.1:$SIP_PORT, the first of SIP_NUMBERS."""
+    from stack.settings import LOOPBACK, Settings
 
-    env_file = os.environ.get("PHONE_ENV_FILE")
-    settings = StackSettings.load(Path(env_file) if env_file else None)
-    values = {**settings.extra_env, **os.environ}
-    numbers = [n.strip() for n in values.get("SIP_NUMBERS", "").split(",") if n.strip()]
-    return f"127.0.0.1:{settings.sip_port}", numbers[0] if numbers else "+15550100"
+    settings = Settings.load()
+    return f"{LOOPBACK}:{settings.sip_port}", settings.sip_numbers[0]
 
 
 def call(
@@ -32,7 +28,7 @@ def call(
     record: Annotated[Path | None, typer.Option("--record", help="Write what the caller heard to this WAV.")] = None,
     dtmf: Annotated[str, typer.Option("--dtmf", help="DTMF digits to send after the greeting, e.g. 123#.")] = "",
     number: Annotated[str | None, typer.Option(
-        "--number", help="Number to dial (default: first of SIP_NUMBERS, else +15550100).")] = None,
+        "--number", help="Number to dial (default: the first of SIP_NUMBERS).")] = None,
     caller_id: Annotated[str, typer.Option("--from", help="Caller ID (the From user).")] = "+15550123",
     server: Annotated[str | None, typer.Option(
         "--server", help="SIP server host:port (default 127.0.0.1:$SIP_PORT).")] = None,
