@@ -2,24 +2,29 @@
 
 import os
 import sys
-from pathlib import Path
 
-from dotenv import load_dotenv
 
-# .env fills in what the environment does not already say (the stack passes its own values).
-load_dotenv(Path(__file__).with_name(".env"), override=False)
-os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never fetch model weights at run time
+def main() -> None:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # huggingface_hub reads it: never fetch model weights at run time
 
-from livekit.agents import cli  # noqa: E402
+    from agent.business import BusinessProfile
+    from agent.providers import choose_providers
+    from stack.settings import Settings
 
-from agent.business import BusinessProfile  # noqa: E402
-from agent.providers import choose_providers  # noqa: E402
-from agent.worker import server  # noqa: E402
+    try:
+        settings = Settings.load()
+        BusinessProfile.load(settings)  # a wrong setting stops here, in one line, not in every call
+        choose_providers(settings)
+    except ValueError as error:  # SettingsError is one
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
+
+    from livekit.agents import cli
+
+    from agent.worker import build_server
+
+    cli.run_app(build_server(settings))
+
 
 if __name__ == "__main__":
-    try:
-        BusinessProfile.load()  # a wrong setting stops here, in one line, not in every call
-        choose_providers()
-    except ValueError as error:
-        sys.exit(f"error: .env: {error}")
-    cli.run_app(server)
+    main()

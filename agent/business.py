@@ -1,19 +1,18 @@
 """Who the assistant answers for: the business's name, hours, facts and transfer number.
 
-Read from `.env` keys, or from a TOML file named by BUSINESS_CONFIG (its keys are the same, lower-case).
-Nothing business-specific lives in the prompt itself.
+Read from the settings (stack/settings.py), or from a TOML file named by BUSINESS_CONFIG (its keys are the same,
+lower-case); a key set in the settings wins over the file. Nothing business-specific lives in the prompt itself.
 """
 
 from __future__ import annotations
 
-import os
 import tomllib
-from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from datetime import datetime
-from pathlib import Path
 
 from opening_hours import OpeningHours, UnknownCountryError
+
+from stack.settings import Settings
 
 
 def spoken_clock(moment: datetime) -> str:
@@ -23,31 +22,32 @@ def spoken_clock(moment: datetime) -> str:
 
 @dataclass(frozen=True)
 class BusinessProfile:
-    business_name: str = "Example Company"
-    business_hours: str = "Monday to Friday, 9 am to 5 pm"
-    opening_hours: str = ""  # the same hours in OpenStreetMap syntax ("Mo-Fr 09:00-17:00"); empty: not known
-    business_timezone: str = "UTC"
+    # Each field is the setting of the same name; its default is the setting's.
+    business_name: str = Settings.default("business_name")
+    business_hours: str = Settings.default("business_hours")
+    # the same hours in OpenStreetMap syntax ("Mo-Fr 09:00-17:00"); empty: not known
+    opening_hours: str = Settings.default("opening_hours")
+    business_timezone: str = Settings.default("business_timezone")
     # ISO code ("US", "GB"): which public holidays "PH" in opening_hours means; empty: unknown
-    business_country: str = ""
-    business_facts: str = ""
-    transfer_number: str = ""
-    agent_language: str = "en"
-    greeting: str = ""
-    farewell: str = ""
+    business_country: str = Settings.default("business_country")
+    business_facts: str = Settings.default("business_facts")
+    transfer_number: str = Settings.default("transfer_number")
+    agent_language: str = Settings.default("agent_language")
+    greeting: str = Settings.default("greeting")
+    farewell: str = Settings.default("farewell")
 
     @classmethod
-    def load(cls, env: Mapping[str, str] | None = None) -> BusinessProfile:
-        env = os.environ if env is None else env
+    def load(cls, settings: Settings | None = None) -> BusinessProfile:
+        """The profile in `settings` (default: Settings.load()); ValueError, in one line, for a bad value."""
+        settings = Settings.load() if settings is None else settings
         values: dict[str, str] = {}
-        if config_file := env.get("BUSINESS_CONFIG"):
-            path = Path(config_file).expanduser()
+        if path := settings.business_config:
+            path = path.expanduser()
             if not path.is_file():
-                raise ValueError(f"BUSINESS_CONFIG={config_file} is not a file")
+                raise ValueError(f"BUSINESS_CONFIG={settings.business_config} is not a file")
             values.update({k: str(v) for k, v in tomllib.loads(path.read_text()).items()})
-        for field in fields(cls):
-            if env.get(field.name.upper()):
-                values[field.name] = env[field.name.upper()]
-        known = {f.name for f in fields(cls)}
+        known = [f.name for f in fields(cls)]
+        values.update(settings.set_values(known))
         profile = cls(**{k: v for k, v in values.items() if k in known})
         profile.opening_schedule()  # a typo fails at start, not in the middle of a call
         return profile

@@ -1,4 +1,4 @@
-"""The one place where the AI providers are chosen.
+"""The AI providers' clients, as the settings choose them (Settings.ai_provider decides, in stack/settings.py).
 
 OPENAI_API_KEY set: OpenAI's STT, LLM and TTS. No key: the same livekit-plugins-openai plugins, pointed at the
 local offline endpoint. OPENAI_BASE_URL points either at any other OpenAI-compatible server.
@@ -7,9 +7,9 @@ local offline endpoint. OPENAI_BASE_URL points either at any other OpenAI-compat
 from __future__ import annotations
 
 import logging
-import os
-from collections.abc import Mapping
 from dataclasses import dataclass
+
+from stack.settings import Settings
 
 log = logging.getLogger("agent.providers")
 
@@ -25,43 +25,23 @@ class ProviderChoice:
     llm_model: str
     tts_model: str
     tts_voice: str
-    llm_temperature: float = 0.3
+    llm_temperature: float = Settings.default("openai_llm_temperature")
 
     def describe(self) -> str:
         return (f"AI provider: {self.name} at {self.base_url or 'https://api.openai.com/v1'}; "
                 f"STT {self.stt_model}, LLM {self.llm_model}, TTS {self.tts_model}/{self.tts_voice}")
 
 
-def choose_providers(env: Mapping[str, str] | None = None) -> ProviderChoice:
-    env = os.environ if env is None else env
-    key = env.get("OPENAI_API_KEY", "").strip()
-    base_url = env.get("OPENAI_BASE_URL", "").strip() or None
-    if key:
-        name = "openai-compatible" if base_url else "openai"
-    else:
-        name = "openai-compatible" if base_url else "local"
-        base_url = base_url or f"http://127.0.0.1:{env.get('LOCAL_OPENAI_PORT', '8000')}/v1"
-        key = LOCAL_API_KEY
+def choose_providers(settings: Settings | None = None) -> ProviderChoice:
+    """The providers `settings` (default: Settings.load()) name."""
+    settings = Settings.load() if settings is None else settings
     return ProviderChoice(
-        name=name, base_url=base_url, api_key=key,
-        stt_model=env.get("OPENAI_STT_MODEL") or "gpt-4o-mini-transcribe",
-        llm_model=env.get("OPENAI_LLM_MODEL") or "gpt-4o-mini",
-        tts_model=env.get("OPENAI_TTS_MODEL") or "gpt-4o-mini-tts",
-        tts_voice=env.get("OPENAI_TTS_VOICE") or "alloy",
-        llm_temperature=_temperature(env.get("OPENAI_LLM_TEMPERATURE")),
+        name=settings.ai_provider, base_url=settings.ai_base_url,
+        api_key=settings.openai_api_key or LOCAL_API_KEY,
+        stt_model=settings.openai_stt_model, llm_model=settings.openai_llm_model,
+        tts_model=settings.openai_tts_model, tts_voice=settings.openai_tts_voice,
+        llm_temperature=settings.openai_llm_temperature,
     )
-
-
-def _temperature(value: str | None) -> float:
-    if not value:
-        return ProviderChoice.llm_temperature
-    try:
-        temperature = float(value)
-    except ValueError:
-        temperature = -1
-    if not 0 <= temperature <= 2:
-        raise ValueError(f"OPENAI_LLM_TEMPERATURE={value!r} must be a number from 0 to 2")
-    return temperature
 
 
 def session_connect_options():

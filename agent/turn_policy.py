@@ -16,14 +16,15 @@ turn decides the same way twice.
 from __future__ import annotations
 
 import logging
-import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import numpy as np
+
+from stack.settings import Settings
 
 from .business import BusinessProfile
 from .hours import answer_hours_question, clock, day_hours, hours_from_text, read_question
@@ -93,15 +94,15 @@ class TurnPolicy:
         self._embed = lru_cache(maxsize=16)(classifier.embed)
 
     @classmethod
-    def load(cls, env: Mapping[str, str] | None = None, *, now: Callable[[ZoneInfo], datetime] = datetime.now,
+    def load(cls, settings: Settings | None = None, *, now: Callable[[ZoneInfo], datetime] = datetime.now,
              verbatim_answers: bool = True) -> TurnPolicy:
-        """The policy for the business configured in `env` (default: the process environment)."""
-        env = os.environ if env is None else env
-        profile = BusinessProfile.load(env)
+        """The policy for the business configured in `settings` (default: Settings.load())."""
+        settings = Settings.load() if settings is None else settings
+        profile = BusinessProfile.load(settings)
         if not profile.opening_hours and (derived := hours_from_text(profile.business_hours)):
             profile = replace(profile, opening_hours=derived)  # computed answers from the free text's schedule
         return cls(profile=profile, classifier=default_classifier(), now=now, verbatim_answers=verbatim_answers,
-                   knowledge=knowledge_for(env.get("BUSINESS_CONFIG", ""), env.get("BUSINESS_FACTS", ""),
+                   knowledge=knowledge_for(str(settings.business_config or ""), settings.business_facts,
                                            profile.business_name))
 
     def transcription_prompt(self) -> str:

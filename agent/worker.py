@@ -1,6 +1,7 @@
 """The agent worker: registers with LiveKit under AGENT_NAME and runs one phone call per job.
 
 Pipeline per call: caller audio -> Silero VAD + offline turn detector -> STT -> LLM (+tools) -> TTS -> caller.
+build_server(settings) makes the worker; nothing here reads the settings at import.
 """
 
 from __future__ import annotations
@@ -8,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 import sys
 import threading
 import time
@@ -17,48 +17,58 @@ from livekit import rtc
 from livekit.agents import NOT_GIVEN, AgentServer, AgentSession, JobContext, JobProcess, JobRequest, inference, room_io
 from livekit.plugins import silero
 
+from stack.settings import LOOPBACK, Settings
+
 from .assistant import PhoneAssistant
 from .providers import build_plugins, check_credentials, choose_providers, session_connect_options
 from .turn_policy import TurnPolicy
 
 log = logging.getLogger("agent")
-AGENT_NAME = os.environ.get("AGENT_NAME") or "phone-assistant"
-# The worker holds this many conversations at once. (CPU load, livekit's default measure, says "full" whenever
-# the local models are busy on a small machine, and then no call would be dispatched.)
-MAX_CALLS = int(os.environ.get("AGENT_MAX_CALLS") or 4)
-# Past MAX_CALLS the worker still takes as many calls again, to tell those callers the lines are busy: a caller
-# no worker takes only hears ringing until livekit-sip gives up.
-JOB_CAPACITY = 2 * MAX_CALLS
-# Load (jobs / JOB_CAPACITY) at or above which the worker says it is full.
-LOAD_THRESHOLD = float(os.environ.get("AGENT_LOAD_THRESHOLD") or 0.99)
 APOLOGY = "Sorry, our assistant is not available right now. Please call again later. Goodbye."
 BUSY = "Sorry, all our lines are busy right now. Please call again in a few minutes. Goodbye."
 BUSY_ATTRIBUTE = "phone_assistant.lines_busy"  # on the agent's participant, set when the call was admitted
 
 
-def active_call_load(server: AgentServer) -> float:
-    return min(len(server.active_jobs) / JOB_CAPACITY, 1.0)
+class Lines:
+    """The worker holds AGENT_MAX_CALLS conversations at once. (CPU load, livekit's default measure, says "full"
+    whenever the local models are busy on a small machine, and then no call would be dispatched.) Past that it still
+    takes as many calls again, to tell those callers the lines are busy: a caller no worker takes only hears ringing
+    until livekit-sip gives up. Both run in the worker's main process, the one that knows the running jobs (a job
+    still closing counts too)."""
+
+    def __init__(self, server: AgentServer, max_calls: int) -> None:
+        self.server, self.max_calls = server, max_calls
+
+    def load(self) -> float:
+        """Jobs / twice AGENT_MAX_CALLS: at AGENT_LOAD_THRESHOLD the worker says it is full."""
+        return min(len(self.server.active_jobs) / (2 * self.max_calls), 1.0)
+
+    async def admit(self, request: JobRequest) -> None:
+        """Takes every call offered; marks it busy when AGENT_MAX_CALLS calls are under way."""
+        busy = len(self.server.active_jobs) >= self.max_calls
+        await request.accept(attributes={BUSY_ATTRIBUTE: "true"} if busy else None)
 
 
-async def admit_call(request: JobRequest) -> None:
-    """Takes every call offered; marks it busy when MAX_CALLS calls are under way. This runs in the worker's
-    main process, the one that knows the running jobs (a job still closing counts too)."""
-    busy = len(server.active_jobs) >= MAX_CALLS
-    await request.accept(attributes={BUSY_ATTRIBUTE: "true"} if busy else None)
-
-
-server = AgentServer(
-    host="127.0.0.1",
-    port=int(os.environ.get("AGENT_HTTP_PORT") or 8081),
-    load_fnc=active_call_load,
-    load_threshold=LOAD_THRESHOLD,
-    initialize_process_timeout=60.0,  # prewarm loads models and synthesizes the greeting on a slow CPU
-)
+def build_server(settings: Settings) -> AgentServer:
+    """The worker, registered as AGENT_NAME with the LiveKit server the settings name."""
+    server = AgentServer(
+        ws_url=settings.livekit_url, api_key=settings.api_key, api_secret=settings.api_secret,
+        host=LOOPBACK,
+        port=settings.agent_http_port,
+        load_threshold=settings.agent_load_threshold,
+        initialize_process_timeout=60.0,  # prewarm loads models and synthesizes the greeting on a slow CPU
+    )
+    lines = Lines(server, settings.agent_max_calls)
+    server.load_fnc = lines.load
+    server.setup_fnc = prewarm
+    server.rtc_session(phone_call, agent_name=settings.agent_name, on_request=lines.admit)
+    return server
 
 
 def prewarm(proc: JobProcess) -> None:
     """Per worker process, before any call: everything slow that does not depend on the caller."""
-    providers = choose_providers()
+    settings = proc.userdata["settings"] = Settings.load()
+    providers = choose_providers(settings)
     log.info(providers.describe())
     # 0.35 s of silence ends a VAD segment (default 0.55 s); the turn detector keeps a mid-sentence pause open.
     proc.userdata["vad"] = silero.VAD.load(min_silence_duration=0.35)
@@ -67,7 +77,7 @@ def prewarm(proc: JobProcess) -> None:
     if proc.userdata["provider_problem"]:
         log.error("%s", proc.userdata["provider_problem"])
         return
-    policy = TurnPolicy.load()  # the intent classifier and the knowledge base, trained and embedded once
+    policy = TurnPolicy.load(settings)  # the intent classifier and the knowledge base, trained and embedded once
     log.info(policy.describe())
     profile = policy.profile
     build_plugins(providers)  # imports the plugin modules now (over a second), not on the first call
@@ -105,12 +115,9 @@ async def warm_prompt_cache(providers, policy: TurnPolicy) -> None:
         log.warning("could not warm the LLM prompt cache: %s", error)
 
 
-server.setup_fnc = prewarm
-
-
-@server.rtc_session(agent_name=AGENT_NAME, on_request=admit_call)
 async def phone_call(ctx: JobContext) -> None:
-    policy = TurnPolicy.load()
+    settings = ctx.proc.userdata["settings"]
+    policy = TurnPolicy.load(settings)
     profile = policy.profile
     providers = ctx.proc.userdata["providers"]
     await ctx.connect()
@@ -125,7 +132,8 @@ async def phone_call(ctx: JobContext) -> None:
         await apologize_and_hang_up(ctx, APOLOGY, "AI provider unavailable")
         return
     if ctx.room.local_participant.attributes.get(BUSY_ATTRIBUTE):
-        log.warning("all %d lines busy: telling %s to call back", MAX_CALLS, caller_number or participant.identity)
+        log.warning("all %d lines busy: telling %s to call back", settings.agent_max_calls,
+                    caller_number or participant.identity)
         await apologize_and_hang_up(ctx, BUSY, "all lines busy")
         return
 

@@ -29,10 +29,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.report import replace_section  # noqa: E402
+from stack.settings import Settings  # noqa: E402
 
 DATA = ROOT / "tests" / "data"
 QUESTIONS = DATA / "bakery_facts_eval.csv"
-ENV = {"BUSINESS_CONFIG": str(DATA / "bakery.toml")}
+BAKERY = Settings.of(BUSINESS_CONFIG=str(DATA / "bakery.toml"))
 DONT_KNOW = re.compile(r"\b(don't|do not|not sure|no information|not able|can't|cannot)\b", re.I)
 PRICE = re.compile(r"\$\s?\d|\b\d+(\.\d+)?\s*(dollars|bucks|cents)\b", re.I)
 
@@ -57,7 +58,7 @@ async def ask_all(base_url: str, verbatim: bool) -> list[tuple[str, str, bool, f
     from agent.providers import session_connect_options
     from agent.turn_policy import TurnPolicy
 
-    policy = TurnPolicy.load(ENV, verbatim_answers=verbatim)
+    policy = TurnPolicy.load(BAKERY, verbatim_answers=verbatim)
     results = []
     for question, expect_any in fact_questions():
         model = openai.LLM(model="gpt-4o-mini", base_url=base_url, api_key="local", temperature=0,
@@ -76,8 +77,9 @@ async def ask_all(base_url: str, verbatim: bool) -> list[tuple[str, str, bool, f
 
 def start_endpoint(model: str, port: int) -> subprocess.Popen:
     with open(f"/tmp/facts-eval-endpoint-{port}.log", "wb") as log:
+        env = Settings.load().env_for_processes() | {"LOCAL_LLM_MODEL": model}
         process = subprocess.Popen([sys.executable, "-m", "local_openai", "--port", str(port)], cwd=ROOT, stdout=log,
-                                   stderr=subprocess.STDOUT, env={**os.environ, "LOCAL_LLM_MODEL": model})
+                                   stderr=subprocess.STDOUT, env=env)
     deadline = time.monotonic() + 900
     while time.monotonic() < deadline:
         try:
@@ -97,7 +99,7 @@ def main() -> int:
     parser.add_argument("--port", type=int, default=21906)
     parser.add_argument("--write", type=Path, help="replace this script's section in a markdown file")
     args = parser.parse_args()
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # huggingface_hub reads it: never fetch model weights
 
     rows = []
     for model in args.models.split(","):

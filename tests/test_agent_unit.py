@@ -11,21 +11,22 @@ from livekit.agents import llm
 from agent.business import BusinessProfile
 from agent.providers import choose_providers
 from agent.small_model import MAX_ITEMS, recent_window
+from stack.settings import Settings
 from tests.support.provider import RejectingProvider
 
 pytestmark = pytest.mark.unit
 
 
 def test_no_key_uses_the_local_endpoint():
-    choice = choose_providers({"LOCAL_OPENAI_PORT": "8123"})
+    choice = choose_providers(Settings.of(LOCAL_OPENAI_PORT="8123"))
     assert choice.name == "local"
     assert choice.base_url == "http://127.0.0.1:8123/v1"
     assert choice.api_key and choice.llm_model == "gpt-4o-mini"
 
 
 def test_a_key_uses_openai_with_configured_models():
-    choice = choose_providers({"OPENAI_API_KEY": "sk-test", "OPENAI_LLM_MODEL": "gpt-4.1-mini",
-                               "OPENAI_TTS_VOICE": "nova"})
+    choice = choose_providers(Settings.of(OPENAI_API_KEY="sk-test", OPENAI_LLM_MODEL="gpt-4.1-mini",
+                                          OPENAI_TTS_VOICE="nova"))
     assert (choice.name, choice.base_url, choice.api_key) == ("openai", None, "sk-test")
     assert choice.llm_model == "gpt-4.1-mini" and choice.tts_voice == "nova"
     assert "api.openai.com" in choice.describe()
@@ -34,21 +35,22 @@ def test_a_key_uses_openai_with_configured_models():
 @pytest.mark.parametrize("env", [{"OPENAI_BASE_URL": "http://gpu-box:8000/v1"},
                                  {"OPENAI_BASE_URL": "http://gpu-box:8000/v1", "OPENAI_API_KEY": "sk-x"}])
 def test_base_url_points_the_same_plugins_anywhere(env):
-    choice = choose_providers(env)
+    choice = choose_providers(Settings.of(**env))
     assert choice.name == "openai-compatible" and choice.base_url == "http://gpu-box:8000/v1"
 
 
 def test_llm_temperature_is_configurable_and_checked():
-    assert choose_providers({}).llm_temperature == 0.3
-    assert choose_providers({"OPENAI_LLM_TEMPERATURE": "0"}).llm_temperature == 0
-    with pytest.raises(ValueError, match="OPENAI_LLM_TEMPERATURE='hot' must be a number from 0 to 2"):
-        choose_providers({"OPENAI_LLM_TEMPERATURE": "hot"})
+    assert choose_providers(Settings.of()).llm_temperature == 0.3
+    assert choose_providers(Settings.of(OPENAI_LLM_TEMPERATURE="0")).llm_temperature == 0
+    with pytest.raises(ValueError,
+                       match="OPENAI_LLM_TEMPERATURE=hot in the environment is not valid: a number from 0 to 2"):
+        choose_providers(Settings.of(OPENAI_LLM_TEMPERATURE="hot"))
 
 
 def test_business_profile_from_env_and_toml(tmp_path):
     config = tmp_path / "business.toml"
     config.write_text('business_name = "Harbor Dental"\ntransfer_number = "+15550199"\n')
-    profile = BusinessProfile.load({"BUSINESS_CONFIG": str(config), "BUSINESS_HOURS": "Mon-Fri 9-5"})
+    profile = BusinessProfile.load(Settings.of(BUSINESS_CONFIG=str(config), BUSINESS_HOURS="Mon-Fri 9-5"))
     assert profile.business_name == "Harbor Dental" and profile.transfer_number == "+15550199"
     assert profile.business_hours == "Mon-Fri 9-5"
     assert "Harbor Dental" in profile.greeting_text
@@ -57,12 +59,13 @@ def test_business_profile_from_env_and_toml(tmp_path):
 def test_the_greeting_names_the_business_unless_the_business_wrote_its_own(tmp_path):
     """An empty greeting in the file (as in the bakery profile) is no greeting: the caller hears the default, which
     names the business. A greeting the business wrote is said as written, and GREETING in the environment wins."""
-    bakery = BusinessProfile.load({"BUSINESS_CONFIG": str(Path(__file__).parent / "data" / "bakery.toml")})
+    bakery = BusinessProfile.load(Settings.of(BUSINESS_CONFIG=str(Path(__file__).parent / "data" / "bakery.toml")))
     assert bakery.greeting == "" and bakery.greeting_text.startswith("Thanks for calling Lakeside Bakery.")
     config = tmp_path / "business.toml"
     config.write_text('business_name = "Harbor Dental"\ngreeting = "Harbor Dental, Ana speaking."\n')
-    assert BusinessProfile.load({"BUSINESS_CONFIG": str(config)}).greeting_text == "Harbor Dental, Ana speaking."
-    assert BusinessProfile.load({"BUSINESS_CONFIG": str(config), "GREETING": "Hello!"}).greeting_text == "Hello!"
+    own = BusinessProfile.load(Settings.of(BUSINESS_CONFIG=str(config)))
+    assert own.greeting_text == "Harbor Dental, Ana speaking."
+    assert BusinessProfile.load(Settings.of(BUSINESS_CONFIG=str(config), GREETING="Hello!")).greeting_text == "Hello!"
 
 
 @pytest.mark.parametrize("now, sentence", [
@@ -82,26 +85,26 @@ def test_open_state_is_silent_without_opening_hours():
 
 def test_malformed_opening_hours_fail_at_load_with_an_example():
     with pytest.raises(ValueError, match=r"OPENING_HOURS=.*Mo-Fr 09:00-17:00"):
-        BusinessProfile.load({"OPENING_HOURS": "weekdays nine to five"})
+        BusinessProfile.load(Settings.of(OPENING_HOURS="weekdays nine to five"))
 
 
 def test_missing_business_config_is_a_clear_error(tmp_path):
     with pytest.raises(ValueError, match="BUSINESS_CONFIG"):
-        BusinessProfile.load({"BUSINESS_CONFIG": str(tmp_path / "nope.toml")})
+        BusinessProfile.load(Settings.of(BUSINESS_CONFIG=str(tmp_path / "nope.toml")))
 
 
 def test_a_wrong_key_is_one_clear_line():
     from agent.providers import check_credentials
 
     with RejectingProvider() as base_url:
-        problem = check_credentials(choose_providers({"OPENAI_API_KEY": "sk-wrong", "OPENAI_BASE_URL": base_url}))
+        problem = check_credentials(choose_providers(Settings.of(OPENAI_API_KEY="sk-wrong", OPENAI_BASE_URL=base_url)))
     assert "rejected OPENAI_API_KEY (HTTP 401)" in problem and "\n" not in problem
 
 
 def test_an_unreachable_provider_is_one_clear_line():
     from agent.providers import check_credentials
 
-    problem = check_credentials(choose_providers({"OPENAI_BASE_URL": "http://127.0.0.1:1/v1"}), timeout=2)
+    problem = check_credentials(choose_providers(Settings.of(OPENAI_BASE_URL="http://127.0.0.1:1/v1")), timeout=2)
     assert "cannot reach the AI provider" in problem and "OPENAI_BASE_URL" in problem
 
 

@@ -9,6 +9,7 @@ from opening_hours import OpeningHours
 
 from agent.business import BusinessProfile
 from agent.hours import answer_hours_question, hours_from_text
+from stack.settings import Settings
 
 pytestmark = pytest.mark.unit
 
@@ -171,9 +172,9 @@ def test_hours_from_text(text, expression):
 
 
 def test_the_profile_checks_public_holidays_in_its_country():
-    profile = BusinessProfile.load({"OPENING_HOURS": BAKERY, "BUSINESS_COUNTRY": "us"})
+    profile = BusinessProfile.load(Settings.of(OPENING_HOURS=BAKERY, BUSINESS_COUNTRY="us"))
     christmas_noon = datetime(2026, 12, 25, 12, 0, tzinfo=NEW_YORK)
     assert profile.open_state(christmas_noon).startswith("We're closed right now")
     assert BusinessProfile(opening_hours=BAKERY).open_state(christmas_noon) == "We're open now, until 6 PM."
     with pytest.raises(ValueError, match="BUSINESS_COUNTRY='XX'"):
-        BusinessProfile.load({"OPENING_HOURS": BAKERY, "BUSINESS_COUNTRY": "XX"})
+        BusinessProfile.load(Settings.of(OPENING_HOURS=BAKERY, BUSINESS_COUNTRY="XX"))

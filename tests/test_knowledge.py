@@ -23,6 +23,7 @@ from agent.knowledge import (
     read_entries,
     vocabulary_of,
 )
+from stack.settings import Settings
 
 DATA = Path(__file__).parent / "data"
 BAKERY = DATA / "bakery.toml"
@@ -49,7 +50,7 @@ class TestValidation:
         assert len(read_entries(REPO / "config" / "business.example.toml")) >= 5
 
     def test_the_business_profile_ignores_the_faq_array(self):
-        profile = BusinessProfile.load({"BUSINESS_CONFIG": str(BAKERY)})
+        profile = BusinessProfile.load(Settings.of(BUSINESS_CONFIG=str(BAKERY)))
         assert profile.business_name == "Lakeside Bakery"
         assert profile.opening_hours == "Tu-Sa 07:00-18:00; Su 08:00-13:00"
         assert profile.transfer_number == "+15550199"
