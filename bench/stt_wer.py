@@ -32,12 +32,12 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # huggingface_hub reads it: never fetch model weights
 
 from agent.vocabulary import transcription_prompt
 from bench.report import replace_section
 from local_openai.audio import StreamResampler
-from local_openai.model_store import CACHE_DIR
+from local_openai.model_store import cache_dir
 
 BUSINESS_NAME = "Lakeside Bakery"
 STREET = "14 Birch Lane"
@@ -181,8 +181,8 @@ WHISPER_BASE = SplitWhisper(
 
 
 def assemble_whisper(model: SplitWhisper) -> Path | None:
-    """The joined model folder in CACHE_DIR (built and verified once), or None when the packages are missing."""
-    target = CACHE_DIR / model.name
+    """The joined model folder in cache_dir() (built and verified once), or None when the packages are missing."""
+    target = cache_dir() / model.name
     if (target / "model.bin").is_file():
         return target
     data_dirs = []

@@ -1,4 +1,5 @@
-"""python -m local_openai [--host 127.0.0.1] [--port 8000]: load every model, then serve the OpenAI-compatible API.
+"""python -m local_openai [--host 127.0.0.1] [--port LOCAL_OPENAI_PORT]: load every model, then serve the
+OpenAI-compatible API.
 
 The port answers only once the models are loaded, so `GET /v1/models` == 200 means ready.
 """
@@ -11,13 +12,20 @@ import os
 import sys
 import time
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # huggingface_hub reads it: never fetch model weights at run time
 
 
 def main() -> int:
+    from stack.settings import Settings, SettingsError
+
+    try:
+        settings = Settings.load()
+    except SettingsError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     parser = argparse.ArgumentParser(prog="python -m local_openai", description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=int(os.environ.get("LOCAL_OPENAI_PORT", "8000")))
+    parser.add_argument("--port", type=int, default=settings.local_openai_port)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     log = logging.getLogger("local_openai")
@@ -30,14 +38,15 @@ def main() -> int:
     started = time.monotonic()
     log.info("loading models (STT, LLM, TTS) ...")
     try:
-        models = Models.load()
+        models = Models.load(settings)
     except ModelError as error:
         log.error("%s", error)
         return 2
     log.info("priming the LLM's prompt cache took %.1f s", models.llm.warm())
     log.info("models ready in %.1f s: %s; serving on http://%s:%d/v1", time.monotonic() - started,
              models.names(), args.host, args.port)
-    uvicorn.run(create_app(models), host=args.host, port=args.port, log_level="warning")
+    uvicorn.run(create_app(models, settings.local_openai_max_upload_mb), host=args.host, port=args.port,
+                log_level="warning")
     return 0
 
 

@@ -6,7 +6,6 @@ import asyncio
 import io
 import json
 import logging
-import os
 import threading
 import time
 import uuid
@@ -21,6 +20,8 @@ from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from stack.settings import Settings
+
 from .audio import AudioDecodeError, decode_to_mono
 from .llm import ChatModel, ContextLengthExceeded, Generation
 from .stt import WHISPER_RATE, SpeechToText
@@ -28,7 +29,6 @@ from .tool_calls import ToolCall, ToolCallParser
 from .tts import TextToSpeech
 
 log = logging.getLogger("local_openai")
-MAX_UPLOAD_BYTES = int(os.environ.get("LOCAL_OPENAI_MAX_UPLOAD_MB") or 25) * 1024 * 1024
 MAX_SPEECH_CHARS = 4096
 PCM_RATE = 24000  # OpenAI's pcm format: s16le mono at 24 kHz
 
@@ -99,14 +99,16 @@ class Models:
     tts: TextToSpeech
 
     @classmethod
-    def load(cls) -> Models:
-        return cls(stt=SpeechToText(), llm=ChatModel(), tts=TextToSpeech())
+    def load(cls, settings: Settings) -> Models:
+        return cls(stt=SpeechToText(settings.local_stt_model), llm=ChatModel(settings.local_llm_model),
+                   tts=TextToSpeech(settings.local_tts_voice))
 
     def names(self) -> dict[str, str]:
         return {"stt": self.stt.model_name, "llm": self.llm.model_name, "tts": "piper"}
 
 
-def create_app(models: Models) -> FastAPI:
+def create_app(models: Models, max_upload_mb: int = Settings.default("local_openai_max_upload_mb")) -> FastAPI:
+    max_upload_bytes = max_upload_mb * 2**20
     app = FastAPI(title="Local OpenAI-compatible endpoint", docs_url=None, redoc_url=None)
     names = models.names()
 
@@ -146,10 +148,10 @@ def create_app(models: Models) -> FastAPI:
 
     @app.post("/v1/audio/transcriptions")
     async def transcriptions(request: Request):
-        if int(request.headers.get("content-length") or 0) > MAX_UPLOAD_BYTES:
-            raise APIError(413, f"the upload is larger than {MAX_UPLOAD_BYTES // 2**20} MB", param="file")
+        if int(request.headers.get("content-length") or 0) > max_upload_bytes:
+            raise APIError(413, f"the upload is larger than {max_upload_mb} MB", param="file")
         try:
-            form = await request.form(max_part_size=MAX_UPLOAD_BYTES)
+            form = await request.form(max_part_size=max_upload_bytes)
         except Exception as error:  # malformed multipart
             raise APIError(400, f"expected a multipart form with a file: {error}", param="file") from None
         check_model(form.get("model"), "stt", STT_ALIASES)
@@ -157,8 +159,8 @@ def create_app(models: Models) -> FastAPI:
         if upload is None or isinstance(upload, str):
             raise APIError(400, "the `file` field is required and must be an audio file", param="file")
         data = await upload.read()
-        if len(data) > MAX_UPLOAD_BYTES:
-            raise APIError(413, f"the upload is larger than {MAX_UPLOAD_BYTES // 2**20} MB", param="file")
+        if len(data) > max_upload_bytes:
+            raise APIError(413, f"the upload is larger than {max_upload_mb} MB", param="file")
         try:
             audio = await run_in_threadpool(decode_to_mono, data, WHISPER_RATE)
         except AudioDecodeError as error:

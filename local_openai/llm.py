@@ -11,7 +11,9 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from .model_store import DEFAULT_LLM, resolve_llm
+from stack.settings import Settings
+
+from .model_store import resolve_llm
 
 log = logging.getLogger("local_openai.llm")
 STOP = ["<|im_end|>", "<|endoftext|>"]
@@ -62,7 +64,7 @@ class ChatModel:
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
         started = time.monotonic()
-        self.model_name = model or os.environ.get("LOCAL_LLM_MODEL") or DEFAULT_LLM
+        self.model_name = model or Settings.load().local_llm_model
         source = resolve_llm(self.model_name)
         options = dict(n_ctx=context, n_threads=threads or os.cpu_count() or 2, n_batch=512, verbose=False)
         if isinstance(source, str):  # a Hugging Face repo id, for users with internet

