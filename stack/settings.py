@@ -348,8 +348,9 @@ class Settings(BaseSettings):
         return {self.env_key(name): _text(value) for name, value in self.model_dump(mode="json").items()}
 
     def env_for_processes(self) -> dict[str, str]:
-        """The environment every process we start gets: ours, the .env keys it does not set, and the settings set
-        here, in their checked form. The process reads the same .env (PHONE_ENV_FILE), so it sees what we see."""
+        """The environment every process we start gets: ours as it was at load(), the .env keys it does not set, and
+        the settings set there or here, in their checked form. The process reads the same .env (PHONE_ENV_FILE), so
+        it sees what we see. (A change to os.environ after load() needs a fresh load().)"""
         env = dict(self._environ)
         env.update({key: value for key, value in self._file_values.items() if key not in env and value})
         texts = self.env_values()

@@ -200,8 +200,8 @@ def test_caller_not_on_the_allow_list_is_rejected_without_a_room(agent_stack, st
 
 def test_a_call_over_the_limit_hears_lines_busy_and_is_hung_up(agent_stack, stt, tmp_path, monkeypatch):
     """With AGENT_MAX_CALLS=1, a second caller is told the lines are busy and let go, rather than left ringing."""
-    settings = agent_stack.settings
     monkeypatch.setenv("AGENT_MAX_CALLS", "1")
+    settings = agent_stack.settings  # loaded now: the settings (and the agent started from them) see the 1
     lifecycle.down(settings, ["agent"])
     lifecycle.up(settings, ["agent"])
     holder = run_call_process(dial(agent_stack, tmp_path, "holder", caller_id="+15550131", hangup_after=30))
@@ -221,5 +221,5 @@ def test_a_call_over_the_limit_hears_lines_busy_and_is_hung_up(agent_stack, stt,
             holder.kill()
             holder.communicate()
         monkeypatch.delenv("AGENT_MAX_CALLS")
-        lifecycle.down(settings, ["agent"])
-        lifecycle.up(settings, ["agent"])
+        lifecycle.down(agent_stack.settings, ["agent"])
+        lifecycle.up(agent_stack.settings, ["agent"])
