@@ -12,7 +12,8 @@ from .server import app_from_settings
 try:
     settings = Settings.load()
 except SettingsError as error:
-    sys.exit(f"error: {error}")
+    print(f"error: {error}", file=sys.stderr)
+    sys.exit(2)
 parser = argparse.ArgumentParser(prog="python -m playground")
 parser.add_argument("--host", default="127.0.0.1")
 parser.add_argument("--port", type=int, default=settings.playground_port)
