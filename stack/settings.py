@@ -113,7 +113,7 @@ def setting(default: Any, key: str | None = None, **checks: Any) -> Any:
 
 
 class Settings(BaseSettings):
-    """Read with Settings.load(); in tests Settings.of(KEY=value, ...). Field order follows `.env.example`."""
+    """Read with Settings.load(); in tests Settings.of(KEY=value, ...). Grouped as in `.env.example`."""
 
     model_config = SettingsConfigDict(frozen=True, extra="ignore", case_sensitive=False, validate_by_name=True)
 
