@@ -24,7 +24,7 @@ def cache_dir() -> Path:
 
 
 def __getattr__(name: str) -> Path:
-    if name == "CACHE_DIR":  # the older name, still imported by agent/intents.py
+    if name == "CACHE_DIR":  # the older name, still imported by agent/embeddings.py
         return cache_dir()
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
