@@ -4,15 +4,29 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 export HF_HUB_OFFLINE := 1
+PIP_VERSION := 26.3
+UV_VERSION := 0.13.9
+UV_VENV := .cache/uv
 
-.PHONY: run test lint install down status bench eval clean-cache
+.PHONY: run test lint lock install down status bench eval clean-cache
 
-$(VENV)/.installed: pyproject.toml
+# Python packages come from requirements.lock (every version pinned, every file hash-checked), so a new machine
+# gets exactly what CI tested; the project itself is then installed editable, without resolving anything.
+$(VENV)/.installed: pyproject.toml requirements.lock
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@echo "Installing Python dependencies into $(VENV) (first time: several minutes, llama-cpp-python builds from source)"
-	$(PY) -m pip install --progress-bar off -q --upgrade pip
-	$(PY) -m pip install --progress-bar off -e ".[test]"
+	$(PY) -m pip install --progress-bar off -q pip==$(PIP_VERSION)
+	$(PY) -m pip install --progress-bar off --require-hashes -r requirements.lock
+	$(PY) -m pip install --progress-bar off --no-deps -e .
 	@touch $@
+
+# Regenerate requirements.lock after changing the dependencies in pyproject.toml (runtime and the test extra, for
+# CPython 3.11 on x86_64 Linux). Versions already in the lock are kept where pyproject.toml still allows them;
+# `make lock UV_ARGS=--upgrade` (or `UV_ARGS="--upgrade-package NAME"`) moves them on.
+lock:
+	@test -x $(UV_VENV)/bin/uv || { $(PYTHON) -m venv $(UV_VENV) && $(UV_VENV)/bin/pip install -q uv==$(UV_VERSION); }
+	$(UV_VENV)/bin/uv pip compile --quiet pyproject.toml --extra test --generate-hashes --python-version 3.11 \
+	  --python-platform x86_64-unknown-linux-gnu -o requirements.lock $(UV_ARGS)
 
 # Debian packages, livekit-server and livekit-sip (built once into .cache/bin). Needs the network, so it
 # runs before the tests enter their network namespace.
