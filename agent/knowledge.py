@@ -26,7 +26,7 @@ from __future__ import annotations
 import csv
 import re
 import tomllib
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -215,13 +215,12 @@ class KnowledgeBase:
         return cls(entries_from_facts(text), embedder=embedder, options=options)
 
     @classmethod
-    def for_business(cls, env: Mapping[str, str], *, business_name: str = "",
+    def for_business(cls, *, config_file: str | Path = "", facts: str = "", business_name: str = "",
                      embedder: Embedder | None = None) -> KnowledgeBase:
         """What a business configured: BUSINESS_CONFIG's `[[faq]]` entries and BUSINESS_FACTS (either may be absent),
         and its name."""
-        facts = env.get("BUSINESS_FACTS", "")
         entries = []
-        if config_file := env.get("BUSINESS_CONFIG"):
+        if config_file:
             if not facts:  # the TOML's own business_facts key, as BusinessProfile reads it
                 facts = str(_toml_value(config_file, "business_facts") or "")
             entries = read_entries(config_file)

@@ -193,8 +193,7 @@ class TurnPolicy:
 @lru_cache(maxsize=4)
 def knowledge_for(config_file: str, facts: str, business_name: str) -> KnowledgeBase:
     """Embedded once per process and business (entries are embedded at load)."""
-    return KnowledgeBase.for_business({"BUSINESS_CONFIG": config_file, "BUSINESS_FACTS": facts},
-                                      business_name=business_name)
+    return KnowledgeBase.for_business(config_file=config_file, facts=facts, business_name=business_name)
 
 
 def last_said(conversation: list[Turn]) -> str:

@@ -273,7 +273,7 @@ def test_search_returns_the_entry_or_nothing(bakery_relevance):
 
 @pytest.mark.models
 def test_the_business_says_its_own_name(bakery_relevance):
-    knowledge = KnowledgeBase.for_business({"BUSINESS_CONFIG": str(BAKERY)}, business_name="Lakeside Bakery")
+    knowledge = KnowledgeBase.for_business(config_file=BAKERY, business_name="Lakeside Bakery")
     assert [m.entry.answer for m in knowledge.search("sorry, which business did I call?")][:1] == \
         ["This is Lakeside Bakery."]
     assert len(knowledge) == len(bakery_relevance[0]) + 1
