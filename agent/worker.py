@@ -202,5 +202,5 @@ async def apologize_and_hang_up(ctx: JobContext, message: str, reason: str) -> N
         if speaker.returncode is None:
             speaker.kill()
             await speaker.wait()
-    ctx.delete_room()
+    await ctx.delete_room()  # before shutdown: a request still in flight is dropped with the process
     ctx.shutdown(reason)
