@@ -10,15 +10,13 @@ import asyncio
 import os
 import subprocess
 import sys
-from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 
 from stack import lifecycle
 from stack.components import SERVERS
-from stack.credentials import ensure_api_credentials, save_env_values
-from stack.settings import REPO_ROOT, Settings, settings_for_port_block
+from stack.settings import REPO_ROOT
+from tests.support.stack import ARTIFACTS, RunningStack, make_stack_dir, stop_process
 
 # Keys from the developer's shell must not leak into the tests (an OpenAI key would send audio to OpenAI). Each
 # stack below has a .env of its own, which its processes read (Settings.env_for_processes passes PHONE_ENV_FILE).
@@ -28,38 +26,6 @@ for _key in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "LIVEKIT_URL", "LIVEKIT_API_KE
 os.environ["HF_HUB_OFFLINE"] = "1"  # huggingface_hub reads it: never fetch model weights
 
 SHARED_STACK_PORT_BASE = 21000
-ARTIFACTS = REPO_ROOT / "test-artifacts"  # screenshots, and the stacks' logs for a failed CI run
-
-
-@dataclass
-class RunningStack:
-    env_file: Path
-    run_dir: Path
-
-    @property
-    def settings(self) -> Settings:
-        return Settings.load(self.env_file, self.run_dir)
-
-    def env_for_processes(self) -> dict[str, str]:
-        return self.settings.env_for_processes()
-
-    def cli(self, *args: str, timeout: float = 300, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-        """Runs `python cli.py ARGS` against this stack."""
-        return subprocess.run(
-            [sys.executable, str(REPO_ROOT / "cli.py"), *args],
-            env={**os.environ, "PHONE_ENV_FILE": str(self.env_file), "PHONE_RUN_DIR": str(self.run_dir),
-                 "COLUMNS": "200", **(env or {})},
-            capture_output=True, text=True, timeout=timeout, cwd=REPO_ROOT,
-        )
-
-
-def make_stack_dir(base_dir: Path, port_base: int, **extra: str) -> RunningStack:
-    """A stack folder with its own .env (own ports, fresh credentials)."""
-    env_file = base_dir / ".env"
-    save_env_values(env_file, **settings_for_port_block(port_base, **extra))
-    stack = RunningStack(env_file=env_file, run_dir=base_dir / "run")
-    ensure_api_credentials(stack.settings)
-    return stack
 
 
 @pytest.fixture(scope="session")
@@ -122,15 +88,6 @@ def local_endpoint(tmp_path_factory) -> str:
         yield base_url
     finally:
         stop_process(server)
-
-
-def stop_process(process: subprocess.Popen, timeout: float = 10) -> None:
-    process.terminate()
-    try:
-        process.wait(timeout)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(5)
 
 
 def _keep_logs(stack: RunningStack, name: str) -> None:

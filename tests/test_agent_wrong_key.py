@@ -13,8 +13,8 @@ import pytest
 from livekit import api, rtc
 
 from stack.settings import REPO_ROOT
-from tests.conftest import stop_process
 from tests.support.provider import RejectingProvider
+from tests.support.stack import stop_process
 
 pytestmark = pytest.mark.call
 AGENT_NAME = "phone-assistant-wrong-key"

@@ -14,7 +14,7 @@ import pytest
 
 from stack import lifecycle
 from stack.settings import REPO_ROOT
-from tests.conftest import ARTIFACTS
+from tests.support.stack import ARTIFACTS
 
 CHROMIUM = shutil.which("chromium")
 NODE_MODULES = REPO_ROOT / "playground" / "web" / "node_modules"

@@ -12,7 +12,7 @@ import psutil
 import pytest
 
 from stack.binaries import LIVEKIT_SERVER, installed_path
-from tests.conftest import make_stack_dir
+from tests.support.stack import make_stack_dir
 
 pytestmark = pytest.mark.stack
 SERVERS = ["--only", "redis", "--only", "livekit-server", "--only", "livekit-sip"]

@@ -3,7 +3,7 @@
 import jwt
 import pytest
 
-from tests.conftest import make_stack_dir
+from tests.support.stack import make_stack_dir
 
 pytestmark = pytest.mark.unit
 
@@ -32,7 +32,7 @@ def test_token_grants_one_room_mic_camera_and_dispatches_the_agent(tmp_path):
 def test_token_without_credentials_is_one_clear_line(tmp_path):
     env = tmp_path / ".env"
     env.write_text("LIVEKIT_URL=ws://127.0.0.1:24001\n")
-    from tests.conftest import RunningStack
+    from tests.support.stack import RunningStack
 
     result = RunningStack(env, tmp_path / "run").cli("token")
     assert result.returncode == 1
