@@ -54,8 +54,9 @@ LIVEKIT_SIP = GoServer(
     version_ldflag="github.com/livekit/sip/version.Version",
 )
 REDIS_DEBIAN_PACKAGE = "redis-server"
-# What the test suite drives: SIPp (a real SIP user agent), `ip` for its network namespace, Chromium.
-TEST_TOOL_PACKAGES = ("sip-tester", "iproute2", "chromium")
+# What the test suite drives: SIPp (a real SIP user agent), `ip` and `nsenter` for its network namespaces, Chromium,
+# and Kamailio (with its TLS module) as the simulated carrier's SIP proxy in the carrier tests.
+TEST_TOOL_PACKAGES = ("sip-tester", "iproute2", "util-linux", "chromium", "kamailio", "kamailio-tls-modules")
 
 
 def say(message: str) -> None:

@@ -1,4 +1,5 @@
-"""The stack's components: how each is installed, configured, started and health-checked, all on 127.0.0.1."""
+"""The stack's components: how each is installed, configured, started and health-checked, all on 127.0.0.1 but
+livekit-sip's SIP and RTP, which face the carrier (stack/phone_line.py)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from pathlib import Path
 import httpx
 import yaml
 
-from . import binaries
+from . import binaries, phone_line
 from .settings import LOOPBACK, REPO_ROOT, Settings
 
 
@@ -29,6 +30,12 @@ class Component:
     install: Callable[[Settings], None] = lambda s: None
     udp_ports: Callable[[Settings], dict[int, str]] = lambda s: {}
     extra_env: Callable[[Settings], dict[str, str]] = lambda s: {}
+    # Checked before anything starts: a bad setting stops `up` with one line.
+    check: Callable[[Settings], None] = lambda s: None
+    # Ports on another address than 127.0.0.1: (address, port, udp, .env key of the address, .env key of the port).
+    other_ports: Callable[[Settings], list[tuple[str, int, bool, str, str]]] = lambda s: []
+    # What faces other hosts, for `status`.
+    exposed: Callable[[Settings], list[phone_line.Exposure]] = lambda s: []
     health_timeout: float = 30.0
     supervised: bool = False  # restarted by stack.supervise when it exits
     wants: tuple[str, ...] = field(default_factory=tuple)
@@ -79,7 +86,10 @@ def _redis_command(settings: Settings) -> list[str]:
     return [
         shutil.which("redis-server") or "/usr/bin/redis-server",
         "--bind", LOOPBACK, "--port", str(settings.redis_port), "--protected-mode", "yes",
-        "--save", "", "--appendonly", "no", "--dir", str(data_dir), "--daemonize", "no",
+        # Persistence on (an append-only file in the run folder): the SIP trunks and dispatch rules live here, and a
+        # restart must not leave the number unanswered. (`up` also provisions them again at every start.)
+        "--save", "", "--appendonly", "yes", "--appendfsync", "everysec", "--dir", str(data_dir),
+        "--daemonize", "no",
     ]
 
 
@@ -149,11 +159,8 @@ def _livekit_sip_command(settings: Settings) -> list[str]:
         "api_secret": settings.api_secret,
         "ws_url": f"ws://{LOOPBACK}:{settings.livekit_port}",
         "redis": {"address": settings.redis_address},
-        "sip_port": settings.sip_port,
-        "listen_ip": LOOPBACK,
+        **phone_line.livekit_sip_config(settings),
         "rtp_port": f"{start}-{end}",
-        "use_external_ip": False,  # true would ask a STUN server at start, which fails offline
-        "nat_1_to_1_ip": LOOPBACK,  # local-IP detection skips loopback; without this: "no local interface found"
         "health_port": settings.sip_health_port,
         # This machine also runs the models, so it is busy by design; 0.9 would turn calls away as "under load".
         "max_cpu_utilization": 1.0,
@@ -162,11 +169,29 @@ def _livekit_sip_command(settings: Settings) -> list[str]:
     return [str(binaries.installed_path(binaries.LIVEKIT_SIP, settings.bin_dir)), "--config", str(config)]
 
 
+def _sip_ports(settings: Settings) -> list[tuple[str, int, bool, str, str]]:
+    address = settings.sip_listen_ip
+    ports = [(address, settings.sip_port, False, "SIP_LISTEN_IP", "SIP_PORT"),
+             (address, settings.sip_port, True, "SIP_LISTEN_IP", "SIP_PORT")]
+    if settings.sip_tls:
+        ports.append((address, settings.sip_tls_port, False, "SIP_LISTEN_IP", "SIP_TLS_PORT"))
+    return ports
+
+
+def _sip_address(settings: Settings) -> str:
+    address = f"sip:{settings.sip_listen_ip}:{settings.sip_port}"
+    if settings.sip_tls:
+        address += f", sips:{settings.sip_listen_ip}:{settings.sip_tls_port}"
+    return address
+
+
 LIVEKIT_SIP = Component(
     name="livekit-sip",
-    ports=lambda s: {s.sip_port: "SIP_PORT", s.sip_health_port: "SIP_HEALTH_PORT"},
-    udp_ports=lambda s: {s.sip_port: "SIP_PORT"},
-    address=lambda s: f"sip:{LOOPBACK}:{s.sip_port}",
+    ports=lambda s: {s.sip_health_port: "SIP_HEALTH_PORT"},
+    other_ports=_sip_ports,
+    check=phone_line.check,
+    exposed=phone_line.exposures,
+    address=_sip_address,
     command=_livekit_sip_command,
     # 429 means up but busy.
     healthy=lambda s: _http_ok(f"http://{LOOPBACK}:{s.sip_health_port}/", accept=(200, 429)),

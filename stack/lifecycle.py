@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .binaries import say
 from .components import ALL, Component, wanted_components
@@ -20,6 +20,8 @@ class ComponentStatus:
     version: str
     pid: int | None
     log_path: str
+    # What faces other hosts ("SIP udp+tcp 203.0.113.10:5060"); empty: loopback only.
+    exposed: list[str] = field(default_factory=list)
 
 
 def log_path(settings: Settings, component: Component):
@@ -35,6 +37,8 @@ def up(settings: Settings, names: list[str] | None = None) -> list[ComponentStat
     """Starts every wanted component that is not already running, in dependency order, each one healthy first."""
     table = ProcessTable(settings.run_dir)
     components = wanted_components(settings, names)
+    for component in components:
+        component.check(settings)
     install(settings, [c.name for c in components])
     for component in components:
         if table.running(component.name):
@@ -51,6 +55,8 @@ def _start(settings: Settings, table: ProcessTable, component: Component) -> Non
         ensure_port_free(port, component.name, key)
     for port, key in component.udp_ports(settings).items():
         ensure_port_free(port, component.name, key, udp=True)
+    for address, port, udp, address_key, port_key in component.other_ports(settings):
+        ensure_port_free(port, component.name, port_key, udp=udp, address=address, address_key=address_key)
     env = settings.env_for_processes() | component.extra_env(settings)
     record = table.start(component.name, component.command(settings), env, log_path(settings, component), REPO_ROOT)
     say(f"{component.name}: starting (pid {record.pid}), waiting up to {component.health_timeout:.0f} s for health")
@@ -100,5 +106,6 @@ def status(settings: Settings, names: list[str] | None = None) -> list[Component
             version=component.version(settings),
             pid=process.pid if process else None,
             log_path=str(log_path(settings, component)),
+            exposed=[exposure.describe() for exposure in component.exposed(settings)],
         ))
     return report

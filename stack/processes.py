@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import signal
@@ -96,18 +97,21 @@ def _signal_group(pid: int, sig: signal.Signals) -> None:
             pass
 
 
-def ensure_port_free(port: int, what: str, env_key: str, udp: bool = False) -> None:
+def ensure_port_free(port: int, what: str, env_key: str, udp: bool = False, address: str = "127.0.0.1",
+                     address_key: str = "") -> None:
     """One clear line naming who holds a port we need, and the setting that moves us elsewhere."""
     kind = socket.SOCK_DGRAM if udp else socket.SOCK_STREAM
     with socket.socket(socket.AF_INET, kind) as probe:
         try:
-            probe.bind(("127.0.0.1", port))
+            probe.bind((address, port))
             return
-        except OSError:
-            pass
+        except OSError as error:
+            if error.errno == errno.EADDRNOTAVAIL:
+                raise StackError(f"{address} (needed by {what}) is not an address of this machine: set "
+                                 f"{address_key or 'the address'} in .env to one of `ip -brief address`") from None
     holder = _port_holder(port, udp)
     raise StackError(
-        f"{'UDP' if udp else 'TCP'} port {port} on 127.0.0.1 (needed by {what}) is taken{holder}; "
+        f"{'UDP' if udp else 'TCP'} port {port} on {address} (needed by {what}) is taken{holder}; "
         f"stop that process or set {env_key} in .env to a free port"
     )
 

@@ -41,6 +41,7 @@ from pydantic_settings import BaseSettings, EnvSettingsSource, NoDecode, Setting
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 LOOPBACK = "127.0.0.1"
+ANY_ADDRESS = "0.0.0.0"
 E164 = re.compile(r"^\+?[1-9]\d{2,14}$")
 
 
@@ -105,6 +106,10 @@ Numbers = Annotated[tuple[str, ...], NoDecode, BeforeValidator(_comma_list), Aft
 Networks = Annotated[tuple[str, ...], NoDecode, BeforeValidator(_comma_list), AfterValidator(_networks),
                      PlainSerializer(",".join), Allowed("comma-separated IP addresses or CIDRs, like 203.0.113.0/24")]
 OptionalPath = Annotated[Path | None, Allowed("a file or folder path")]
+IPv4 = Annotated[str, AfterValidator(lambda text: str(ipaddress.IPv4Address(text)) if text else text),
+                 Allowed("an IPv4 address, like 203.0.113.10")]
+Flag = Annotated[bool, PlainSerializer(lambda flag: "true" if flag else "false"), Allowed("true or false")]
+Seconds = Annotated[int, Field(ge=0), Allowed("a whole number of seconds, 0 or more")]
 
 
 def setting(default: Any, key: str | None = None, **checks: Any) -> Any:
@@ -151,11 +156,44 @@ class Settings(BaseSettings):
     sip_auth_username: str = ""
     sip_auth_password: str = ""
     sip_room_prefix: str = "call-"
+    # SRTP on the trunk's calls: disable (plain RTP), allow (SRTP when the carrier offers it) or require.
+    sip_media_encryption: Annotated[Literal["disable", "allow", "require"],
+                                    Allowed("one of disable, allow, require")] = "disable"
+    # Where SIP is reachable from other hosts, `sip setup` refuses a trunk with neither auth nor allowed addresses
+    # unless this is true (`--allow-open-trunk`).
+    sip_allow_open_trunk: Flag = False
+    # `sip setup --carrier`: that carrier's signalling addresses as allowed addresses, its side's settings printed.
+    sip_carrier: Annotated[Literal["", "twilio", "telnyx", "generic"],
+                           Allowed("one of twilio, telnyx, generic, or empty")] = ""
+    # Call limits on the trunk, in seconds (0: livekit-sip's own, 24 h and 3 min).
+    sip_max_call_duration: Seconds = 1800
+    sip_ringing_timeout: Seconds = 60
+
+    # --- The phone line: where a carrier reaches livekit-sip (stack/phone_line.py, docs/deploy.md) -------------------
+    # The address livekit-sip listens on for SIP: 127.0.0.1 (local calls only), this machine's address facing the
+    # carrier, or 0.0.0.0 (then SIP_PUBLIC_IP is needed). Everything else stays on 127.0.0.1 whatever is set here.
+    sip_listen_ip: IPv4 = LOOPBACK
+    # The address advertised in SIP and SDP (livekit-sip's nat_1_to_1_ip), for a host behind 1:1 NAT; empty: the
+    # listen address.
+    sip_public_ip: IPv4 = ""
+    sip_tls_port: Port = 5061
+    # SIP over TLS: on when both PEM files are set.
+    sip_tls_cert: str = ""
+    sip_tls_key: str = ""
+    # The DNS name the certificate is for: carriers dial sip:<name>:5061;transport=tls (livekit-sip's sip_hostname).
+    sip_hostname: str = ""
+    # Drop INVITEs that fail auth or match no trunk without any answer (livekit-sip's hide_inbound_port); unset: on
+    # when SIP listens on a non-loopback address.
+    sip_hide_inbound_port: Annotated[bool | None, Allowed("true or false, or empty")] = None
 
     # --- Agent --------------------------------------------------------------------------------------------------------
     agent_name: str = "phone-assistant"
     agent_max_calls: Annotated[int, Field(ge=1), Allowed("a whole number, 1 or more")] = 4
     agent_load_threshold: Annotated[float, Field(gt=0, le=1), Allowed("a number above 0, at most 1")] = 0.99
+    # Seconds of silence on both sides before "Are you still there?"; as long again and the call ends (0: never).
+    agent_silence_timeout: Seconds = 20
+    # Calls at once from one caller number; more are told so and let go (0: no limit).
+    agent_max_calls_per_caller: Annotated[int, Field(ge=0), Allowed("a whole number, 0 or more")] = 2
 
     # --- The business (agent/business.py: a key set here wins over the same key in the BUSINESS_CONFIG file) ---------
     business_name: str = "Example Company"
@@ -293,6 +331,24 @@ class Settings(BaseSettings):
         return self.model_cache_dir or REPO_ROOT / ".cache" / "models"
 
     # --- what runs where ----------------------------------------------------------------------------------------------
+    @property
+    def sip_exposed(self) -> bool:
+        """Whether livekit-sip listens beyond this machine (a carrier can reach it): any non-loopback address."""
+        return not ipaddress.ip_address(self.sip_listen_ip).is_loopback
+
+    @property
+    def sip_advertised_ip(self) -> str:
+        """The address carriers are told to send SIP and RTP to (nat_1_to_1_ip)."""
+        return self.sip_public_ip or self.sip_listen_ip
+
+    @property
+    def sip_tls(self) -> bool:
+        return bool(self.sip_tls_cert or self.sip_tls_key)
+
+    @property
+    def sip_hides_inbound_port(self) -> bool:
+        return self.sip_exposed if self.sip_hide_inbound_port is None else self.sip_hide_inbound_port
+
     @property
     def uses_remote_livekit(self) -> bool:
         """True when LIVEKIT_URL names another server (LiveKit Cloud, say): then we run no local LiveKit."""
