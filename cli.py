@@ -19,11 +19,11 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from sip import provisioning
-from stack import lifecycle
+from sip import carriers, provisioning
+from stack import lifecycle, phone_line
 from stack.binaries import TEST_TOOL_PACKAGES, ensure_debian_packages
 from stack.components import BY_NAME, LIVEKIT_SIP, wanted_components
-from stack.credentials import ensure_api_credentials, weak_secret_warning
+from stack.credentials import ensure_api_credentials, save_env_values, weak_secret_warning
 from stack.errors import StackError
 from stack.settings import Settings, SettingsError
 
@@ -52,14 +52,38 @@ def main_options(
 
 
 # --- the stack -----------------------------------------------------------------------------------------------------
+def _save_flags(settings: Settings, values: dict[str, str | None]) -> Settings:
+    """Flags given on the command line go into .env, so the next `make run` keeps them, and win for this run."""
+    given = {key: value for key, value in values.items() if value is not None}
+    if not given:
+        return settings
+    save_env_values(settings.env_file, **given)
+    os.environ.update(given)  # the environment wins over .env; a flag wins over both
+    out.print(f"Saved to {settings.env_file}: " + ", ".join(f"{k}={v}" for k, v in given.items()), highlight=False)
+    return Settings.load()
+
+
 @app.command()
 def up(
     dev: Annotated[bool, typer.Option(help="Use the insecure devkey/secret credentials.")] = False,
     only: Annotated[list[str] | None, typer.Option(help=f"Start only these: {', '.join(BY_NAME)}.")] = None,
     provision: Annotated[bool, typer.Option(help="Run `sip setup` once the stack is up.")] = True,
+    sip_listen_ip: Annotated[str | None, typer.Option(
+        help="Address livekit-sip listens on for the carrier (SIP_LISTEN_IP; default 127.0.0.1). Saved to .env.")
+    ] = None,
+    sip_public_ip: Annotated[str | None, typer.Option(
+        help="Address advertised to the carrier, for a host behind 1:1 NAT (SIP_PUBLIC_IP). Saved to .env.")] = None,
+    sip_tls_cert: Annotated[str | None, typer.Option(
+        help="PEM certificate for SIP over TLS on SIP_TLS_PORT (SIP_TLS_CERT). Saved to .env.")] = None,
+    sip_tls_key: Annotated[str | None, typer.Option(
+        help="PEM private key for SIP over TLS (SIP_TLS_KEY). Saved to .env.")] = None,
 ):
-    """Install, build and start the whole stack on 127.0.0.1, wait until healthy, and leave it running."""
-    settings = Settings.load()
+    """Install, build and start the whole stack, wait until healthy, and leave it running. Everything listens on
+    127.0.0.1 except livekit-sip's SIP and RTP, on SIP_LISTEN_IP (see docs/deploy.md)."""
+    settings = _save_flags(Settings.load(), {
+        "SIP_LISTEN_IP": sip_listen_ip, "SIP_PUBLIC_IP": sip_public_ip,
+        "SIP_TLS_CERT": sip_tls_cert and str(Path(sip_tls_cert).resolve()),
+        "SIP_TLS_KEY": sip_tls_key and str(Path(sip_tls_key).resolve())})
     if settings.uses_remote_livekit:
         out.print(f"LIVEKIT_URL is {settings.livekit_url}: using that server, starting no local LiveKit or SIP.")
     else:
@@ -72,14 +96,27 @@ def up(
     if unknown:
         raise StackError(f"unknown component {', '.join(unknown)}; choose from {', '.join(BY_NAME)}")
     report = lifecycle.up(settings, only)
+    not_provisioned = None
     if provision and not settings.uses_remote_livekit and any(s.name == LIVEKIT_SIP.name for s in report):
-        _run_sip_setup(settings, provisioning.SipConfig.from_settings(settings), dry_run=False)
+        try:
+            _run_sip_setup(settings, provisioning.SipConfig.from_settings(settings), dry_run=False)
+        except StackError as refused:  # the stack runs; say why the number is not answered yet, after the status
+            not_provisioned = refused
     _print_status(report)
+    if not_provisioned is not None:
+        err.print("[red]error:[/] the stack is up, but the SIP trunk is not provisioned: "
+                  f"{escape(str(not_provisioned))}", highlight=False)
+        raise typer.Exit(1)
     for item in report:
         if item.name == "playground" and item.up:
             out.print(f"Talk to the agent in a browser: {item.address}")
         if item.name == "livekit-sip" and item.up:
-            out.print(f"Call it: python cli.py call --say \"What are your opening hours?\"  (SIP at {item.address})")
+            if settings.sip_exposed:
+                out.print(f"The carrier sends calls to {phone_line.sip_uri(settings)} "
+                          "(`python cli.py sip setup --carrier ...` prints the carrier-side settings)")
+            else:
+                out.print(f"Call it: python cli.py call --say \"What are your opening hours?\"  "
+                          f"(SIP at {item.address})")
 
 
 @app.command()
@@ -133,13 +170,16 @@ def _print_status(report: list[lifecycle.ComponentStatus]) -> None:
         table.add_row(item.name, "[green]up[/]" if item.up else "[red]down[/]", item.address, item.version,
                       str(item.pid or "-"), item.log_path)
     out.print(table)
+    exposed = [(item.name, line) for item in report for line in item.exposed]
+    if exposed:
+        out.print("Reachable from other hosts (everything else listens on 127.0.0.1 only):", highlight=False)
+        for name, line in exposed:
+            out.print(f"  {name}: {line}", highlight=False)
 
 
 # --- SIP -----------------------------------------------------------------------------------------------------------
-def _sip_config(settings: Settings, numbers, allowed_addresses, allowed_numbers, auth_username, auth_password):
+def _sip_config(settings: Settings, **overrides) -> provisioning.SipConfig:
     """The settings' SIP configuration, with what the command line gives instead (checked by SipConfig.validate)."""
-    overrides = {"numbers": numbers, "allowed_addresses": allowed_addresses, "allowed_numbers": allowed_numbers,
-                 "auth_username": auth_username, "auth_password": auth_password}
     return dataclasses.replace(provisioning.SipConfig.from_settings(settings),
                                **{name: value for name, value in overrides.items() if value})
 
@@ -153,13 +193,43 @@ def _with_livekit(settings: Settings, operation):
     return asyncio.run(run())
 
 
+def _exposed_at(settings: Settings) -> str:
+    """Where SIP is reachable from other hosts, in words; empty when only this machine reaches it."""
+    if settings.uses_remote_livekit:
+        return f"the SIP endpoint of {settings.livekit_url}"
+    if settings.sip_exposed:
+        return phone_line.sip_uri(settings)
+    return ""
+
+
 def _run_sip_setup(settings: Settings, config: provisioning.SipConfig, dry_run: bool) -> None:
-    result = _with_livekit(settings, lambda lk: provisioning.setup(lk, config, dry_run=dry_run))
+    exposed_at = _exposed_at(settings)
+    config.validate(exposed_at)
+    result = _with_livekit(settings, lambda lk: provisioning.setup(lk, config, dry_run=dry_run, exposed_at=exposed_at))
     title = "Plan (dry run, nothing changed):" if dry_run else "SIP setup:"
     out.print(title)
     for action in result.actions:
         out.print(f"  - {action}")
     out.print(f"trunk {result.trunk_id}  rule {result.rule_id}  numbers {', '.join(config.numbers)}")
+    if exposed_at and config.is_open:
+        err.print(f"[yellow]warning:[/] the trunk is open (--allow-open-trunk): anyone who reaches {exposed_at} "
+                  "can call it", highlight=False)
+
+
+def _print_carrier_settings(settings: Settings, carrier: carriers.Carrier, config: provisioning.SipConfig):
+    if settings.uses_remote_livekit:
+        address, port, transport = "<your LiveKit Cloud SIP host>", 5060, "udp"
+    else:
+        address = (settings.sip_tls and settings.sip_hostname) or settings.sip_advertised_ip
+        port, transport = (settings.sip_tls_port, "tls") if settings.sip_tls else (settings.sip_port, "udp")
+    out.print(f"Carrier side ({carrier.title}):", highlight=False)
+    for line in carriers.carrier_side_settings(carrier, address, port, transport, config.numbers,
+                                               config.auth_username, config.media_encryption, settings.sip_rtp_ports,
+                                               config.allowed_addresses):
+        out.print(f"  {line}", highlight=False, soft_wrap=True)
+    if not settings.sip_exposed and not settings.uses_remote_livekit:
+        err.print("[yellow]note:[/] SIP listens on 127.0.0.1, which no carrier reaches: start with "
+                  "`python cli.py up --sip-listen-ip <this machine's address>` (docs/deploy.md)", highlight=False)
 
 
 @sip_app.command("setup")
@@ -170,24 +240,58 @@ def sip_setup(
     allowed_number: Annotated[list[str] | None, typer.Option(help="Caller number allowed (repeat).")] = None,
     auth_username: Annotated[str | None, typer.Option(help="Digest auth username the carrier uses.")] = None,
     auth_password: Annotated[str | None, typer.Option(help="Digest auth password the carrier uses.")] = None,
+    carrier: Annotated[str | None, typer.Option(
+        help=f"Preset for the carrier ({', '.join(carriers.CARRIERS)}): its signalling addresses as the allowed "
+             "addresses, and the settings to enter on its side.")] = None,
+    media_encryption: Annotated[str | None, typer.Option(
+        help="SRTP: disable, allow (when the carrier offers it) or require (SIP_MEDIA_ENCRYPTION).")] = None,
+    allow_open_trunk: Annotated[bool, typer.Option(
+        "--allow-open-trunk", help="Accept a trunk with neither auth nor allowed addresses on a reachable SIP "
+                                   "address (anyone could call it).")] = False,
     dry_run: Annotated[bool, typer.Option(help="Print the plan; change nothing.")] = False,
 ):
     """Create or reuse the inbound trunk and the dispatch rule that sends each caller, in a room of their own,
-    to our agent."""
+    to our agent. The flags given are saved to .env, so that the next `up` provisions the same."""
     settings = Settings.load()
-    config = _sip_config(settings, number, allowed_address, allowed_number, auth_username, auth_password)
+    carrier = carrier or settings.sip_carrier or None
+    preset = None
+    if carrier is not None:
+        preset = carriers.CARRIERS.get(carrier.strip().lower())
+        if preset is None:
+            raise StackError(f"unknown carrier {carrier!r}: choose from {', '.join(carriers.CARRIERS)}")
+    allowed_address = allowed_address or list(preset.signalling if preset else ())
+    media_encryption = (media_encryption or "").strip().lower()
+    config = _sip_config(settings, numbers=number, allowed_addresses=allowed_address, allowed_numbers=allowed_number,
+                         auth_username=auth_username, auth_password=auth_password,
+                         media_encryption=media_encryption, allow_open_trunk=allow_open_trunk)
+    flags = {
+        "SIP_NUMBERS": ",".join(number or []), "SIP_ALLOWED_ADDRESSES": ",".join(allowed_address),
+        "SIP_ALLOWED_NUMBERS": ",".join(allowed_number or []),
+        "SIP_AUTH_USERNAME": auth_username or "", "SIP_AUTH_PASSWORD": auth_password or "",
+        "SIP_MEDIA_ENCRYPTION": media_encryption, "SIP_ALLOW_OPEN_TRUNK": "true" if allow_open_trunk else "",
+        "SIP_CARRIER": preset.name if preset else "",
+    }
     _run_sip_setup(settings, config, dry_run)
+    given = {key: value for key, value in flags.items() if value}
+    if given and not dry_run:
+        save_env_values(settings.env_file, **given)
+        out.print(f"Saved to {settings.env_file}: {', '.join(given)}", highlight=False)
+    if preset is not None:
+        _print_carrier_settings(settings, preset, config)
 
 
 @sip_app.command("list")
 def sip_list():
     """Show inbound trunks and dispatch rules."""
     trunks, rules = _with_livekit(Settings.load(), provisioning.list_all)
-    trunk_table = Table("trunk id", "name", "numbers", "allowed addresses", "allowed numbers", "auth", "ours",
-                        title="Inbound trunks")
+    trunk_table = Table("trunk id", "name", "numbers", "allowed addresses", "allowed numbers", "auth", "SRTP",
+                        "max call", "ours", title="Inbound trunks")
+    encryption = {value: name for name, value in provisioning.MEDIA_ENCRYPTION.items()}
     for t in trunks:
         trunk_table.add_row(t.sip_trunk_id, t.name, ", ".join(t.numbers), ", ".join(t.allowed_addresses) or "any",
                             ", ".join(t.allowed_numbers) or "any", "yes" if t.auth_username else "no",
+                            encryption.get(t.media_encryption, "?"),
+                            f"{t.max_call_duration.seconds} s" if t.max_call_duration.seconds else "-",
                             "yes" if provisioning.is_managed(t) else "no")
     rule_table = Table("rule id", "name", "kind", "trunks", "agents", "ours", title="Dispatch rules")
     for r in rules:
@@ -218,13 +322,20 @@ def sip_status():
                   f"(pid {sip.pid or '-'})")
         if not sip.up:
             problems.append("livekit-sip is down: `python cli.py up`")
+        if settings.sip_exposed:
+            out.print(f"carriers send calls to {phone_line.sip_uri(settings)}; unknown callers get no answer: "
+                      f"{'yes' if settings.sip_hides_inbound_port else 'no'}")
+        else:
+            out.print("SIP listens on loopback only: no carrier can reach it (docs/deploy.md)")
 
     trunks, rules = _with_livekit(settings, provisioning.list_all)
     ours_trunks = [t for t in trunks if provisioning.is_managed(t)]
     ours_rules = [r for r in rules if provisioning.is_managed(r)]
     out.print(f"SIP API on {settings.livekit_url}: enabled ({len(trunks)} trunks, {len(rules)} rules)")
     for t in ours_trunks:
-        out.print(f"our trunk {t.sip_trunk_id}: {', '.join(t.numbers)}")
+        guard = ", ".join(filter(None, ["digest auth" if t.auth_username else "",
+                                        f"from {', '.join(t.allowed_addresses)}" if t.allowed_addresses else ""]))
+        out.print(f"our trunk {t.sip_trunk_id}: {', '.join(t.numbers)} ({guard or 'open to any caller'})")
     for r in ours_rules:
         out.print(f"our rule {r.sip_dispatch_rule_id}: agent {', '.join(a.agent_name for a in r.room_config.agents)}")
     if not ours_trunks or not ours_rules:

@@ -19,6 +19,20 @@ from stack.errors import StackError
 from stack.settings import E164, Settings
 
 MANAGED_MARKER = '{"managed_by": "phone-assistant sip setup"}'
+# On the SIP participant (set by the dispatch rule): the trunk's maximum call duration, so that the agent can end the
+# call politely before livekit-sip cuts it (agent/call_limits.py reads it).
+MAX_DURATION_ATTRIBUTE = "phone_assistant.max_call_duration"
+# SIP_MEDIA_ENCRYPTION: SRTP on the trunk's calls (livekit's SIPMediaEncryption).
+MEDIA_ENCRYPTION = {
+    "disable": api.SIPMediaEncryption.SIP_MEDIA_ENCRYPT_DISABLE,
+    "allow": api.SIPMediaEncryption.SIP_MEDIA_ENCRYPT_ALLOW,
+    "require": api.SIPMediaEncryption.SIP_MEDIA_ENCRYPT_REQUIRE,
+}
+
+
+def _duration(seconds: int) -> dict | None:
+    """A protobuf Duration, as the message constructor takes it."""
+    return {"seconds": seconds} if seconds else None
 
 
 @dataclass(frozen=True)
@@ -30,6 +44,13 @@ class SipConfig:
     auth_password: str = ""
     room_prefix: str = Settings.default("sip_room_prefix")
     agent_name: str = Settings.default("agent_name")
+    media_encryption: str = Settings.default("sip_media_encryption")
+    allow_open_trunk: bool = False
+    # Call limits on the trunk (seconds; 0: livekit-sip's own, 24 h and 3 min). livekit-sip ends a call at
+    # max_call_duration, and gives up on a call no agent has answered after ringing_timeout (the first call after a
+    # start may wait for the agent's models: not much less than a minute).
+    max_call_duration: int = Settings.default("sip_max_call_duration")
+    ringing_timeout: int = Settings.default("sip_ringing_timeout")
     trunk_name: str = "phone-assistant inbound"
     rule_name: str = "phone-assistant dispatch"
 
@@ -43,10 +64,20 @@ class SipConfig:
             auth_password=settings.sip_auth_password,
             room_prefix=settings.sip_room_prefix,
             agent_name=settings.agent_name,
+            media_encryption=settings.sip_media_encryption,
+            allow_open_trunk=settings.sip_allow_open_trunk,
+            max_call_duration=settings.sip_max_call_duration,
+            ringing_timeout=settings.sip_ringing_timeout,
         )
 
-    def validate(self) -> None:
-        """Bad input is refused before anything is sent, so nothing is half-created."""
+    @property
+    def is_open(self) -> bool:
+        """Anyone who reaches livekit-sip may call: no digest auth and no source-address list."""
+        return not self.auth_username and not self.allowed_addresses
+
+    def validate(self, exposed_at: str = "") -> None:
+        """Bad input is refused before anything is sent, so nothing is half-created. `exposed_at` names where SIP
+        is reachable from other hosts (empty: loopback only); there an open trunk needs allow_open_trunk."""
         if not self.numbers:
             raise StackError("no SIP number configured: pass --number +15550100 or set SIP_NUMBERS in .env")
         for number in [*self.numbers, *self.allowed_numbers]:
@@ -62,6 +93,16 @@ class SipConfig:
             raise StackError("SIP auth needs both a username and a password (SIP_AUTH_USERNAME, SIP_AUTH_PASSWORD)")
         if not self.agent_name:
             raise StackError("AGENT_NAME is empty: the dispatch rule needs the agent's name")
+        if self.media_encryption not in MEDIA_ENCRYPTION:
+            raise StackError(f"SIP_MEDIA_ENCRYPTION={self.media_encryption!r} is not one of "
+                             f"{', '.join(MEDIA_ENCRYPTION)}: disable (plain RTP), allow (SRTP when the carrier offers "
+                             "it) or require (SRTP only)")
+        if exposed_at and self.is_open and not self.allow_open_trunk:
+            raise StackError(
+                f"refusing an open trunk: SIP is reachable at {exposed_at}, and a trunk with neither digest auth nor "
+                "allowed addresses takes calls from anyone who finds it (scanners, toll fraud). Set SIP_AUTH_USERNAME "
+                "and SIP_AUTH_PASSWORD (--auth-username/--auth-password), or SIP_ALLOWED_ADDRESSES (--allowed-address; "
+                "--carrier twilio or telnyx fills in theirs), or pass --allow-open-trunk if you really mean it")
 
     def trunk(self) -> api.SIPInboundTrunkInfo:
         return api.SIPInboundTrunkInfo(
@@ -72,6 +113,9 @@ class SipConfig:
             allowed_numbers=self.allowed_numbers,
             auth_username=self.auth_username,
             auth_password=self.auth_password,
+            media_encryption=MEDIA_ENCRYPTION.get(self.media_encryption, MEDIA_ENCRYPTION["disable"]),
+            max_call_duration=_duration(self.max_call_duration),
+            ringing_timeout=_duration(self.ringing_timeout),
         )
 
     def rule(self, trunk_id: str) -> api.SIPDispatchRuleInfo:
@@ -84,6 +128,7 @@ class SipConfig:
                 dispatch_rule_individual=api.SIPDispatchRuleIndividual(room_prefix=self.room_prefix)
             ),
             room_config=RoomConfiguration(agents=[RoomAgentDispatch(agent_name=self.agent_name)]),
+            attributes={MAX_DURATION_ATTRIBUTE: str(self.max_call_duration)} if self.max_call_duration else {},
         )
 
 
@@ -139,14 +184,17 @@ async def list_all(lk: api.LiveKitAPI) -> tuple[list[api.SIPInboundTrunkInfo], l
 
 
 def _same_trunk(current: api.SIPInboundTrunkInfo, wanted: api.SIPInboundTrunkInfo) -> bool:
-    fields = ("numbers", "allowed_addresses", "allowed_numbers", "auth_username", "auth_password")
-    return all(list(getattr(current, f)) == list(getattr(wanted, f)) if not isinstance(getattr(current, f), str)
-               else getattr(current, f) == getattr(wanted, f) for f in fields)
+    fields = ("numbers", "allowed_addresses", "allowed_numbers", "auth_username", "auth_password", "media_encryption")
+    def value(trunk, name):
+        found = getattr(trunk, name)
+        return found if isinstance(found, str | int) else list(found)
+
+    return all(value(current, f) == value(wanted, f) for f in fields)
 
 
 def _same_rule(current: api.SIPDispatchRuleInfo, wanted: api.SIPDispatchRuleInfo) -> bool:
     return (current.rule == wanted.rule and list(current.trunk_ids) == list(wanted.trunk_ids)
-            and current.room_config == wanted.room_config)
+            and current.room_config == wanted.room_config and dict(current.attributes) == dict(wanted.attributes))
 
 
 def _check_conflicts(config: SipConfig, trunks: list[api.SIPInboundTrunkInfo], rules: list[api.SIPDispatchRuleInfo]):
@@ -169,9 +217,10 @@ def _check_conflicts(config: SipConfig, trunks: list[api.SIPInboundTrunkInfo], r
                              "`sip setup` did not create; rename or delete it")
 
 
-async def setup(lk: api.LiveKitAPI, config: SipConfig, dry_run: bool = False) -> SetupResult:
-    """Creates, updates or keeps our trunk and rule. Running it twice changes nothing and returns the same IDs."""
-    config.validate()
+async def setup(lk: api.LiveKitAPI, config: SipConfig, dry_run: bool = False, exposed_at: str = "") -> SetupResult:
+    """Creates, updates or keeps our trunk and rule. Running it twice changes nothing and returns the same IDs.
+    `exposed_at`: where SIP is reachable from other hosts, if it is (an open trunk is refused there)."""
+    config.validate(exposed_at)
     trunks, rules = await list_all(lk)
     _check_conflicts(config, trunks, rules)
     actions: list[str] = []
