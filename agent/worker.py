@@ -20,6 +20,7 @@ from livekit.plugins import silero
 from stack.settings import LOOPBACK, Settings
 
 from .assistant import PhoneAssistant
+from .call_limits import ALREADY_CALLING, CallLimits, max_duration_of, too_many_from_caller
 from .providers import build_plugins, check_credentials, choose_providers, session_connect_options
 from .turn_policy import TurnPolicy
 
@@ -27,6 +28,8 @@ log = logging.getLogger("agent")
 APOLOGY = "Sorry, our assistant is not available right now. Please call again later. Goodbye."
 BUSY = "Sorry, all our lines are busy right now. Please call again in a few minutes. Goodbye."
 BUSY_ATTRIBUTE = "phone_assistant.lines_busy"  # on the agent's participant, set when the call was admitted
+# On the agent's participant when its caller already has AGENT_MAX_CALLS_PER_CALLER calls under way.
+REPEAT_CALLER_ATTRIBUTE = "phone_assistant.caller_has_calls"
 
 
 class Lines:
@@ -36,15 +39,21 @@ class Lines:
     until livekit-sip gives up. Both run in the worker's main process, the one that knows the running jobs (a job
     still closing counts too)."""
 
-    def __init__(self, server: AgentServer, max_calls: int) -> None:
+    def __init__(self, server: AgentServer, max_calls: int, per_caller: int = 0, room_prefix: str = "call-") -> None:
         self.server, self.max_calls = server, max_calls
+        self.per_caller, self.room_prefix = per_caller, room_prefix
 
     def load(self) -> float:
         """Jobs / twice AGENT_MAX_CALLS: at AGENT_LOAD_THRESHOLD the worker says it is full."""
         return min(len(self.server.active_jobs) / (2 * self.max_calls), 1.0)
 
     async def admit(self, request: JobRequest) -> None:
-        """Takes every call offered; marks it busy when AGENT_MAX_CALLS calls are under way."""
+        """Takes every call offered; marks it busy when AGENT_MAX_CALLS calls are under way, or when its caller
+        already has AGENT_MAX_CALLS_PER_CALLER (agent/call_limits.py)."""
+        running = [job.job.room.name for job in self.server.active_jobs]
+        if too_many_from_caller(request.room.name, running, self.room_prefix, self.per_caller):
+            await request.accept(attributes={REPEAT_CALLER_ATTRIBUTE: "true"})
+            return
         busy = len(self.server.active_jobs) >= self.max_calls
         await request.accept(attributes={BUSY_ATTRIBUTE: "true"} if busy else None)
 
@@ -58,7 +67,7 @@ def build_server(settings: Settings) -> AgentServer:
         load_threshold=settings.agent_load_threshold,
         initialize_process_timeout=60.0,  # prewarm loads models and synthesizes the greeting on a slow CPU
     )
-    lines = Lines(server, settings.agent_max_calls)
+    lines = Lines(server, settings.agent_max_calls, settings.agent_max_calls_per_caller, settings.sip_room_prefix)
     server.load_fnc = lines.load
     server.setup_fnc = prewarm
     server.rtc_session(phone_call, agent_name=settings.agent_name, on_request=lines.admit)
@@ -136,10 +145,16 @@ async def phone_call(ctx: JobContext) -> None:
                     caller_number or participant.identity)
         await apologize_and_hang_up(ctx, BUSY, "all lines busy")
         return
+    if ctx.room.local_participant.attributes.get(REPEAT_CALLER_ATTRIBUTE):
+        log.warning("%s already has %d calls under way: turning this one away", caller_number,
+                    settings.agent_max_calls_per_caller)
+        await apologize_and_hang_up(ctx, ALREADY_CALLING, "too many calls from one number")
+        return
 
     stt, llm, tts = build_plugins(providers, profile.agent_language, stt_prompt=policy.transcription_prompt())
     session = AgentSession(
         vad=ctx.proc.userdata["vad"], stt=stt, llm=llm, tts=tts, conn_options=session_connect_options(),
+        user_away_timeout=settings.agent_silence_timeout or None,
         turn_handling={
             # The bundled offline detector, in every mode (dev/console would otherwise try LiveKit Cloud first).
             "turn_detection": inference.TurnDetector(version="v1-mini"),
@@ -155,6 +170,9 @@ async def phone_call(ctx: JobContext) -> None:
     # A fixed greeting needs no LLM round trip, and its audio is ready, so the caller hears us at once.
     greeting = ctx.proc.userdata.get("greeting")
     session.say(profile.greeting_text, audio=frames_of(greeting) if greeting else NOT_GIVEN, allow_interruptions=False)
+    # A silent caller is asked, then let go; a call nearing the trunk's maximum duration is ended with a goodbye.
+    CallLimits(session, silence=settings.agent_silence_timeout or None,
+               max_duration=max_duration_of(participant.attributes) if is_phone else None).start()
 
 
 async def frames_of(frames: list[rtc.AudioFrame]):
