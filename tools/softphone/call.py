@@ -123,20 +123,24 @@ class _Call:
             ep.libInit(config)
             transport = pj.TransportConfig()
             transport.port = self.options.local_port
-            transport.boundAddress = "127.0.0.1"
-            transport.publicAddress = "127.0.0.1"
+            transport.boundAddress = self.options.bind_address
+            transport.publicAddress = self.options.bind_address
             ep.transportCreate(pj.PJSIP_TRANSPORT_UDP, transport)
             ep.libStart()
             ep.audDevManager().setNullDev()
             self._set_codecs(ep)
 
             account_config = pj.AccountConfig()
-            account_config.idUri = f"sip:{self.options.caller_id}@127.0.0.1"
+            account_config.idUri = f"sip:{self.options.caller_id}@{self.options.bind_address}"
             account_config.natConfig.iceEnabled = False
             account_config.natConfig.sipStunUse = pj.PJSUA_STUN_USE_DISABLED
             account_config.natConfig.mediaStunUse = pj.PJSUA_STUN_USE_DISABLED
-            account_config.mediaConfig.transportConfig.boundAddress = "127.0.0.1"
-            account_config.mediaConfig.transportConfig.publicAddress = "127.0.0.1"
+            account_config.mediaConfig.transportConfig.boundAddress = self.options.bind_address
+            account_config.mediaConfig.transportConfig.publicAddress = self.options.bind_address
+            if self.options.srtp:
+                account_config.mediaConfig.srtpUse = {
+                    "optional": pj.PJMEDIA_SRTP_OPTIONAL, "mandatory": pj.PJMEDIA_SRTP_MANDATORY}[self.options.srtp]
+                account_config.mediaConfig.srtpSecureSignaling = 0  # SDES keys over UDP: a test of SRTP only
             account = pj.Account()
             account.create(account_config)
 

@@ -13,11 +13,13 @@ from tools.softphone.results import CallOptions, SoftphoneError
 
 
 def dial_defaults() -> tuple[str, str]:
-    """(server, number) from the settings: livekit-sip on 127.0.0.1:$SIP_PORT, the first of SIP_NUMBERS."""
-    from stack.settings import LOOPBACK, Settings
+    """(server, number) from the settings: livekit-sip on $SIP_LISTEN_IP (127.0.0.1 when it listens on every address)
+    and $SIP_PORT, the first of SIP_NUMBERS."""
+    from stack.settings import ANY_ADDRESS, LOOPBACK, Settings
 
     settings = Settings.load()
-    return f"{LOOPBACK}:{settings.sip_port}", settings.sip_numbers[0]
+    host = LOOPBACK if settings.sip_listen_ip == ANY_ADDRESS else settings.sip_listen_ip
+    return f"{host}:{settings.sip_port}", settings.sip_numbers[0]
 
 
 def call(

@@ -45,6 +45,10 @@ class CallOptions:
     # Answer to a REFER: 202 accepts it (the softphone then leaves the call to the new party), >= 400 rejects it.
     refer_response: int = 202
     local_port: int = 0
+    # The address the softphone's SIP and RTP use (a caller on another network binds that network's address).
+    bind_address: str = "127.0.0.1"
+    # SRTP (SDES): "" (plain RTP), "optional" (offered) or "mandatory".
+    srtp: str = ""
     log_level: int = 0
 
     def to_json(self) -> str:

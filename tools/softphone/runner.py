@@ -17,14 +17,16 @@ CRASHED = "the softphone process ended without a result"
 
 
 def place_call_in_subprocess(options: CallOptions, timeout: float | None = None,
-                             env: dict[str, str] | None = None, crash_retries: int = 1) -> CallResult:
+                             env: dict[str, str] | None = None, crash_retries: int = 1,
+                             prefix: tuple[str, ...] = ()) -> CallResult:
     """Runs `place_call(options)` in a child process (pjsua2 allows one library per process); its result.
 
     A child that dies without a result (a native crash inside pjsua2: rare, but seen once in 12 benchmark calls
-    on a loaded machine) is run again, up to `crash_retries` times, and says so on stderr.
+    on a loaded machine) is run again, up to `crash_retries` times, and says so on stderr. `prefix` runs the child
+    through another command (`nsenter -t PID -n`: a caller in another network namespace).
     """
     for attempt in range(crash_retries + 1):
-        proc = run_call_process(options, env)
+        proc = run_call_process(options, env, prefix)
         try:
             out, err = proc.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -38,10 +40,11 @@ def place_call_in_subprocess(options: CallOptions, timeout: float | None = None,
     return result
 
 
-def run_call_process(options: CallOptions, env: dict[str, str] | None = None) -> subprocess.Popen:
+def run_call_process(options: CallOptions, env: dict[str, str] | None = None,
+                     prefix: tuple[str, ...] = ()) -> subprocess.Popen:
     """Starts a child softphone; read its result with `result_from_process(*proc.communicate())`."""
     # faulthandler: a crash in the media thread still leaves a Python traceback on stderr.
-    command = [sys.executable, "-X", "faulthandler", "-m", "tools.softphone", options.to_json()]
+    command = [*prefix, sys.executable, "-X", "faulthandler", "-m", "tools.softphone", options.to_json()]
     return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             cwd=REPO_ROOT, env={**os.environ, **(env or {})})
 
