@@ -31,9 +31,11 @@ def sip_objects(stack):
 @pytest.fixture
 def clean_sip(stack_servers):
     """No trunks or rules of ours during the test; afterwards the shared stack is provisioned as before,
-    for the call tests that share it."""
+    for the call tests that share it (with its .env as before: `sip setup` saves the flags it is given there)."""
+    saved_env = stack_servers.env_file.read_text()
     stack_servers.cli("sip", "teardown")
     yield stack_servers
+    stack_servers.env_file.write_text(saved_env)
     stack_servers.cli("sip", "teardown")
     restored = stack_servers.cli("sip", "setup")
     assert restored.returncode == 0, restored.stderr
@@ -67,6 +69,20 @@ def test_setup_is_idempotent_and_teardown_removes_it(clean_sip):
     assert trunk.sip_trunk_id in torn.stdout
     trunks, rules = sip_objects(clean_sip)
     assert not any(provisioning.is_managed(x) for x in [*trunks, *rules])
+
+
+def test_flags_are_saved_to_env_so_the_next_setup_keeps_them(clean_sip):
+    first = clean_sip.cli("sip", "setup", "--number", "+15550125", "--allowed-address", "127.0.0.1/32",
+                          "--media-encryption", "allow")
+    assert first.returncode == 0, first.stderr
+    saved = clean_sip.env_file.read_text()
+    assert "SIP_NUMBERS=+15550125" in saved and "SIP_ALLOWED_ADDRESSES=127.0.0.1/32" in saved
+    assert "SIP_MEDIA_ENCRYPTION=allow" in saved
+    again = clean_sip.cli("sip", "setup")  # what `make run` does at its next start
+    assert "keep inbound trunk" in again.stdout, again.stdout
+    (trunk,) = [t for t in sip_objects(clean_sip)[0] if provisioning.is_managed(t)]
+    assert list(trunk.numbers) == ["+15550125"]
+    assert trunk.media_encryption == api.SIPMediaEncryption.SIP_MEDIA_ENCRYPT_ALLOW
 
 
 def test_dry_run_changes_nothing(clean_sip):

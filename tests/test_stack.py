@@ -65,6 +65,20 @@ def test_up_status_down(own_stack):
     assert not any(item["up"] for item in json.loads(after.stdout))
 
 
+def test_trunk_and_rule_survive_a_restart_of_the_servers(own_stack):
+    """Redis keeps its data on disk: after `down` and an `up` that provisions nothing, the number still has its
+    trunk and rule."""
+    assert own_stack.cli("up", *SERVERS).returncode == 0
+    before = own_stack.cli("sip", "list").stdout
+    assert "+15550111" in before
+    assert own_stack.cli("down").returncode == 0
+    restarted = own_stack.cli("up", *SERVERS, "--no-provision")
+    assert restarted.returncode == 0, restarted.stderr
+    status = own_stack.cli("sip", "status")
+    assert status.returncode == 0, status.stdout + status.stderr
+    assert "our trunk" in status.stdout and "+15550111" in status.stdout
+
+
 def test_generated_credentials_are_private_and_strong(tmp_path):
     stack = make_stack_dir(tmp_path, 23000)
     assert stat.S_IMODE(os.stat(stack.env_file).st_mode) == 0o600
