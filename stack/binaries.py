@@ -55,8 +55,9 @@ LIVEKIT_SIP = GoServer(
 )
 REDIS_DEBIAN_PACKAGE = "redis-server"
 # What the test suite drives: SIPp (a real SIP user agent), `ip` and `nsenter` for its network namespaces, Chromium,
-# and Kamailio (with its TLS module) as the simulated carrier's SIP proxy in the carrier tests.
-TEST_TOOL_PACKAGES = ("sip-tester", "iproute2", "util-linux", "chromium", "kamailio", "kamailio-tls-modules")
+# Kamailio (with its TLS module) as the simulated carrier's SIP proxy in the carrier tests, openssl for their test CA.
+TEST_TOOL_PACKAGES = ("sip-tester", "iproute2", "util-linux", "chromium", "kamailio", "kamailio-tls-modules",
+                      "openssl")
 
 
 def say(message: str) -> None:
