@@ -5,7 +5,8 @@
   and the call ends; a word from them starts the count afresh.
 - **The maximum duration.** The trunk's SIP_MAX_CALL_DURATION travels with the call, as an attribute the dispatch
   rule puts on the SIP participant (sip/provisioning.py). `wrap_up` seconds before it, the assistant says the call has
-  reached its time limit and ends it, before livekit-sip would cut the line mid-sentence.
+  reached its time limit and ends it, before livekit-sip would cut the line mid-sentence. (livekit-sip counts from the
+  INVITE; the agent counts from the room's creation, which is as near as it can see.)
 - **Calls at once from one number.** `too_many_from_caller()` tells the worker to turn away a caller who already has
   AGENT_MAX_CALLS_PER_CALLER calls under way (a stuck redialler, or a script), with a sentence, not silence.
 """
@@ -16,6 +17,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Iterable
+from datetime import UTC, datetime
 
 log = logging.getLogger("agent")
 
@@ -25,6 +27,13 @@ TIME_LIMIT_GOODBYE = ("I'm sorry, we've reached the time limit for this call. Th
                       "call again if you need anything else. Goodbye.")
 ALREADY_CALLING = "It looks like you already have a call with us in progress. Please call again later. Goodbye."
 MAX_DURATION_ATTRIBUTE = "phone_assistant.max_call_duration"  # the same as sip/provisioning.py's
+
+
+def seconds_since(moment) -> float:
+    """Seconds from a timezone-aware datetime (a room's creation time) to now; 0 when it is unknown."""
+    if moment is None or moment.timestamp() <= 0:
+        return 0.0
+    return max((datetime.now(UTC) - moment).total_seconds(), 0.0)
 
 
 def max_duration_of(attributes: dict[str, str]) -> float | None:
@@ -58,11 +67,14 @@ class CallLimits:
     (text -> awaitable that finishes when spoken), then `hang_up()` ends the session (and so the call)."""
 
     def __init__(self, session, *, silence: float | None, max_duration: float | None, wrap_up: float = 20.0,
-                 clock=time.monotonic) -> None:
+                 started_ago: float = 0.0, clock=time.monotonic) -> None:
         self.session = session
         self.silence = silence
         self.max_duration = max_duration
         self.wrap_up = wrap_up
+        # How long the call had been going when the session started: livekit-sip counts the maximum duration from
+        # the INVITE, and the agent may join seconds later on a busy machine.
+        self.started_ago = max(started_ago, 0.0)
         self.clock = clock
         self.started_at = clock()
         self.asked = False
@@ -74,8 +86,8 @@ class CallLimits:
         if self.silence:
             self.session.on("user_state_changed", self._on_user_state)
         if self.max_duration:
-            # At least a few seconds in, even for a very short limit: the greeting goes first.
-            delay = max(self.max_duration - self.wrap_up, min(5.0, self.max_duration / 2))
+            # The goodbye is queued after the greeting, whatever the delay.
+            delay = max(self.max_duration - self.wrap_up - self.started_ago, 0.0)
             self._spawn(self._time_limit(delay))
 
     def _spawn(self, coroutine) -> None:

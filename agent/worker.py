@@ -20,7 +20,7 @@ from livekit.plugins import silero
 from stack.settings import LOOPBACK, Settings
 
 from .assistant import PhoneAssistant
-from .call_limits import ALREADY_CALLING, CallLimits, max_duration_of, too_many_from_caller
+from .call_limits import ALREADY_CALLING, CallLimits, max_duration_of, seconds_since, too_many_from_caller
 from .providers import build_plugins, check_credentials, choose_providers, session_connect_options
 from .turn_policy import TurnPolicy
 
@@ -172,7 +172,8 @@ async def phone_call(ctx: JobContext) -> None:
     session.say(profile.greeting_text, audio=frames_of(greeting) if greeting else NOT_GIVEN, allow_interruptions=False)
     # A silent caller is asked, then let go; a call nearing the trunk's maximum duration is ended with a goodbye.
     CallLimits(session, silence=settings.agent_silence_timeout or None,
-               max_duration=max_duration_of(participant.attributes) if is_phone else None).start()
+               max_duration=max_duration_of(participant.attributes) if is_phone else None,
+               started_ago=seconds_since(ctx.room.creation_time)).start()
 
 
 async def frames_of(frames: list[rtc.AudioFrame]):

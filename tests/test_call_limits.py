@@ -4,6 +4,7 @@ ends."""
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 
 import pytest
@@ -78,6 +79,15 @@ async def test_the_time_limit_ends_the_call_with_a_goodbye_before_the_line_is_cu
     assert not session.said
     await asyncio.sleep(0.3)
     assert session.said == [call_limits.TIME_LIMIT_GOODBYE] and session.closed
+
+
+async def test_the_time_limit_counts_from_the_start_of_the_call_not_of_the_session():
+    session = Session()
+    CallLimits(session, silence=None, max_duration=30, wrap_up=20, started_ago=9.9).start()
+    await asyncio.sleep(0.2)
+    assert session.said == [call_limits.TIME_LIMIT_GOODBYE] and session.closed
+    assert call_limits.seconds_since(None) == 0.0
+    assert 59 < call_limits.seconds_since(datetime.now(UTC) - timedelta(seconds=60)) < 61
 
 
 async def test_a_call_that_ends_first_cancels_the_time_limit():
