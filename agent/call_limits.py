@@ -29,11 +29,13 @@ ALREADY_CALLING = "It looks like you already have a call with us in progress. Pl
 MAX_DURATION_ATTRIBUTE = "phone_assistant.max_call_duration"  # the same as sip/provisioning.py's
 
 
-def seconds_since(moment) -> float:
-    """Seconds from a timezone-aware datetime (a room's creation time) to now; 0 when it is unknown."""
+def seconds_since(moment, at_most: float = 600.0) -> float:
+    """Seconds from a timezone-aware datetime (a room's creation time) to now; 0 when it is unknown or not
+    believable (a call rings at most a few minutes before the agent joins)."""
     if moment is None or moment.timestamp() <= 0:
         return 0.0
-    return max((datetime.now(UTC) - moment).total_seconds(), 0.0)
+    elapsed = (datetime.now(UTC) - moment).total_seconds()
+    return elapsed if 0 <= elapsed <= at_most else 0.0
 
 
 def max_duration_of(attributes: dict[str, str]) -> float | None:
@@ -88,6 +90,8 @@ class CallLimits:
         if self.max_duration:
             # The goodbye is queued after the greeting, whatever the delay.
             delay = max(self.max_duration - self.wrap_up - self.started_ago, 0.0)
+            log.info("time limit %.0f s; the call began %.1f s before the session; goodbye in %.0f s",
+                     self.max_duration, self.started_ago, delay)
             self._spawn(self._time_limit(delay))
 
     def _spawn(self, coroutine) -> None:

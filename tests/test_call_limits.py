@@ -88,6 +88,7 @@ async def test_the_time_limit_counts_from_the_start_of_the_call_not_of_the_sessi
     assert session.said == [call_limits.TIME_LIMIT_GOODBYE] and session.closed
     assert call_limits.seconds_since(None) == 0.0
     assert 59 < call_limits.seconds_since(datetime.now(UTC) - timedelta(seconds=60)) < 61
+    assert call_limits.seconds_since(datetime(1970, 1, 21, tzinfo=UTC)) == 0.0  # a clock read in the wrong unit
 
 
 async def test_a_call_that_ends_first_cancels_the_time_limit():
