@@ -23,7 +23,7 @@ from sip import carriers, provisioning
 from stack import lifecycle, phone_line
 from stack.binaries import TEST_TOOL_PACKAGES, ensure_debian_packages
 from stack.components import BY_NAME, LIVEKIT_SIP, wanted_components
-from stack.credentials import ensure_api_credentials, save_env_values, weak_secret_warning
+from stack.credentials import ensure_api_credentials, ensure_local_openai_key, save_env_values, weak_secret_warning
 from stack.errors import StackError
 from stack.settings import Settings, SettingsError
 
@@ -92,6 +92,10 @@ def up(
             out.print(f"Generated a LiveKit API key and secret into {settings.env_file} (mode 600).")
         if warning := weak_secret_warning(settings):
             err.print(f"[yellow]warning:[/] {warning}")
+    if settings.uses_local_ai:
+        settings, created = ensure_local_openai_key(settings)
+        if created:
+            out.print(f"Generated the local AI endpoint's key (LOCAL_OPENAI_API_KEY) into {settings.env_file}.")
     unknown = [name for name in only or [] if name not in BY_NAME]
     if unknown:
         raise StackError(f"unknown component {', '.join(unknown)}; choose from {', '.join(BY_NAME)}")

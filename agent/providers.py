@@ -1,7 +1,8 @@
 """The AI providers' clients, as the settings choose them (Settings.ai_provider decides, in stack/settings.py).
 
 OPENAI_API_KEY set: OpenAI's STT, LLM and TTS. No key: the same livekit-plugins-openai plugins, pointed at the
-local offline endpoint. OPENAI_BASE_URL points either at any other OpenAI-compatible server.
+local offline endpoint, with LOCAL_OPENAI_API_KEY as their key. OPENAI_BASE_URL points either at any other
+OpenAI-compatible server.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from stack.settings import Settings
 
 log = logging.getLogger("agent.providers")
 
-LOCAL_API_KEY = "local"  # the local endpoint needs no key; the client library insists on one
+NO_KEY = "none"  # an OpenAI-compatible server that wants no key; the client library insists on one
 
 
 @dataclass(frozen=True)
@@ -37,7 +38,7 @@ def choose_providers(settings: Settings | None = None) -> ProviderChoice:
     settings = Settings.load() if settings is None else settings
     return ProviderChoice(
         name=settings.ai_provider, base_url=settings.ai_base_url,
-        api_key=settings.openai_api_key or LOCAL_API_KEY,
+        api_key=(settings.local_openai_api_key if settings.uses_local_ai else settings.openai_api_key) or NO_KEY,
         stt_model=settings.openai_stt_model, llm_model=settings.openai_llm_model,
         tts_model=settings.openai_tts_model, tts_voice=settings.openai_tts_voice,
         llm_temperature=settings.openai_llm_temperature,
@@ -82,6 +83,9 @@ def check_credentials(choice: ProviderChoice, timeout: float = 5.0) -> str | Non
     except httpx.HTTPError as error:
         return (f"cannot reach the AI provider at {url} ({error.__class__.__name__}): "
                 "check OPENAI_BASE_URL or the network")
+    if response.status_code in (401, 403) and choice.name == "local":
+        return (f"the local endpoint at {url} rejected LOCAL_OPENAI_API_KEY (HTTP {response.status_code}): the agent "
+                "and the endpoint read different keys; restart both with `python cli.py down` and `python cli.py up`")
     if response.status_code in (401, 403):
         return (f"the AI provider at {url} rejected OPENAI_API_KEY (HTTP {response.status_code}): the key is wrong "
                 "or expired; fix it in .env, or remove it to use the local offline models")

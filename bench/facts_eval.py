@@ -17,6 +17,7 @@ import asyncio
 import csv
 import os
 import re
+import secrets
 import subprocess
 import sys
 import time
@@ -36,6 +37,7 @@ QUESTIONS = DATA / "bakery_facts_eval.csv"
 BAKERY = Settings.of(BUSINESS_CONFIG=str(DATA / "bakery.toml"))
 DONT_KNOW = re.compile(r"\b(don't|do not|not sure|no information|not able|can't|cannot)\b", re.I)
 PRICE = re.compile(r"\$\s?\d|\b\d+(\.\d+)?\s*(dollars|bucks|cents)\b", re.I)
+ENDPOINT_KEY = "local-eval-" + secrets.token_urlsafe(24)  # the key of the endpoints this script starts
 
 
 def fact_questions() -> list[tuple[str, list[str]]]:
@@ -61,7 +63,7 @@ async def ask_all(base_url: str, verbatim: bool) -> list[tuple[str, str, bool, f
     policy = TurnPolicy.load(BAKERY, verbatim_answers=verbatim)
     results = []
     for question, expect_any in fact_questions():
-        model = openai.LLM(model="gpt-4o-mini", base_url=base_url, api_key="local", temperature=0,
+        model = openai.LLM(model="gpt-4o-mini", base_url=base_url, api_key=ENDPOINT_KEY, temperature=0,
                            parallel_tool_calls=False)
         async with model, AgentSession(llm=model, conn_options=session_connect_options()) as session:
             await session.start(PhoneAssistant(policy.profile, policy))
@@ -77,13 +79,13 @@ async def ask_all(base_url: str, verbatim: bool) -> list[tuple[str, str, bool, f
 
 def start_endpoint(model: str, port: int) -> subprocess.Popen:
     with open(f"/tmp/facts-eval-endpoint-{port}.log", "wb") as log:
-        env = Settings.load().env_for_processes() | {"LOCAL_LLM_MODEL": model}
+        env = Settings.load().env_for_processes() | {"LOCAL_LLM_MODEL": model, "LOCAL_OPENAI_API_KEY": ENDPOINT_KEY}
         process = subprocess.Popen([sys.executable, "-m", "local_openai", "--port", str(port)], cwd=ROOT, stdout=log,
                                    stderr=subprocess.STDOUT, env=env)
     deadline = time.monotonic() + 900
     while time.monotonic() < deadline:
         try:
-            if httpx.get(f"http://127.0.0.1:{port}/v1/models").status_code == 200:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200:
                 return process
         except httpx.HTTPError:
             if process.poll() is not None:

@@ -1,7 +1,8 @@
 """python -m local_openai [--host 127.0.0.1] [--port LOCAL_OPENAI_PORT]: load every model, then serve the
 OpenAI-compatible API.
 
-The port answers only once the models are loaded, so `GET /v1/models` == 200 means ready.
+The port answers only once the models are loaded, so `GET /healthz` == 200 means ready. Every other path wants
+LOCAL_OPENAI_API_KEY as `Authorization: Bearer <key>` (see guard.py).
 """
 
 from __future__ import annotations
@@ -27,6 +28,10 @@ def main() -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=settings.local_openai_port)
     args = parser.parse_args()
+    if not settings.local_openai_api_key:
+        print(f"error: LOCAL_OPENAI_API_KEY is not set in {settings.env_file} or the environment: run "
+              "`python cli.py up` (it generates one) or set it yourself", file=sys.stderr)
+        return 2
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     log = logging.getLogger("local_openai")
 
@@ -45,7 +50,7 @@ def main() -> int:
     log.info("priming the LLM's prompt cache took %.1f s", models.llm.warm())
     log.info("models ready in %.1f s: %s; serving on http://%s:%d/v1", time.monotonic() - started,
              models.names(), args.host, args.port)
-    uvicorn.run(create_app(models, settings.local_openai_max_upload_mb), host=args.host, port=args.port,
+    uvicorn.run(create_app(models, settings, bind_host=args.host), host=args.host, port=args.port,
                 log_level="warning")
     return 0
 

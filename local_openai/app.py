@@ -17,20 +17,26 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
+from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.formparsers import MultiPartException
 
-from stack.settings import Settings
+from stack.settings import LOOPBACK, Settings
 
 from .audio import AudioDecodeError, decode_to_mono
+from .guard import Busy, Guard, Lane
 from .llm import ChatModel, ContextLengthExceeded, Generation
+from .schemas import ChatRequest, NamedToolChoice, SpeechRequest, TranscriptionForm, first_problem
 from .stt import WHISPER_RATE, SpeechToText
 from .tool_calls import ToolCall, ToolCallParser
 from .tts import TextToSpeech
 
 log = logging.getLogger("local_openai")
-MAX_SPEECH_CHARS = 4096
 PCM_RATE = 24000  # OpenAI's pcm format: s16le mono at 24 kHz
+MAX_JSON_BYTES = 1 << 20  # a JSON request's body; a whole 4096-token conversation is a few tens of KB
+FORM_OVERHEAD_BYTES = 64 << 10  # an upload's multipart headers and text fields, over the file itself
 
 # OpenAI's model names are aliases of the local models, so an unchanged OpenAI configuration works here.
 STT_ALIASES = {"whisper-1", "gpt-4o-transcribe", "gpt-4o-mini-transcribe", "gpt-4o-transcribe-diarize"}
@@ -46,7 +52,8 @@ _DONE = object()
 async def token_stream(models: Models, prompt: list[int], max_tokens: int, temperature: float, usage: Generation):
     """The LLM's text deltas, generated on a worker thread; None stands for "still working" (a keep-alive).
 
-    When the client goes away, generation stops and the model is free for the next request.
+    When the client goes away, generation stops and the model is free for the next request; a request still
+    waiting for the model then never evaluates its prompt.
     """
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue = asyncio.Queue()
@@ -54,7 +61,7 @@ async def token_stream(models: Models, prompt: list[int], max_tokens: int, tempe
 
     def produce():
         try:
-            for delta in models.llm.stream(prompt, max_tokens, temperature, usage):
+            for delta in models.llm.stream(prompt, max_tokens, temperature, usage, cancelled):
                 if cancelled.is_set():
                     break
                 loop.call_soon_threadsafe(queue.put_nowait, delta)
@@ -87,9 +94,54 @@ class APIError(Exception):
         self.status, self.message, self.type, self.param, self.code = status, message, type_, param, code
 
 
-def error_body(status: int, message: str, type_: str, param: str | None = None, code: str | None = None):
+def error_body(status: int, message: str, type_: str, param: str | None = None, code: str | None = None,
+               headers: dict[str, str] | None = None):
     return JSONResponse({"error": {"message": message, "type": type_, "param": param, "code": code}},
-                        status_code=status)
+                        status_code=status, headers=headers)
+
+
+class ClientGone(Exception):
+    """The client closed the connection before its answer was ready."""
+
+
+async def unless_client_leaves(request: Request, work):
+    """`await work`, cancelled (and ClientGone raised) as soon as the client disconnects; the request's body must
+    have been read already."""
+    task = asyncio.ensure_future(work)
+
+    async def disconnected():
+        while (await request.receive())["type"] != "http.disconnect":
+            pass
+
+    watcher = asyncio.ensure_future(disconnected())
+    try:
+        await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        watcher.cancel()
+        if not task.done():
+            task.cancel()
+            await asyncio.wait({task})
+    if task.cancelled():
+        raise ClientGone
+    return task.result()
+
+
+class LaneStream(StreamingResponse):
+    """A streaming answer that leaves its model's queue when it ends, however it ends (sent, failed, or the client
+    went away), and closes its generator at once so the work behind it stops."""
+
+    def __init__(self, content, lane: Lane, **options):
+        super().__init__(content, **options)
+        self._lane = lane
+
+    async def __call__(self, scope, receive, send):
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._lane.leave()
+            close = getattr(self.body_iterator, "aclose", None)
+            if close is not None:
+                await close()
 
 
 @dataclass
@@ -107,9 +159,17 @@ class Models:
         return {"stt": self.stt.model_name, "llm": self.llm.model_name, "tts": "piper"}
 
 
-def create_app(models: Models, max_upload_mb: int = Settings.default("local_openai_max_upload_mb")) -> FastAPI:
+def create_app(models: Models, settings: Settings, bind_host: str = LOOPBACK) -> FastAPI:
+    """The API over `models`; it answers only requests with settings.local_openai_api_key (see guard.py)."""
+    if not settings.local_openai_api_key:
+        raise ValueError("the local endpoint needs an API key (LOCAL_OPENAI_API_KEY)")
+    max_upload_mb = settings.local_openai_max_upload_mb
     max_upload_bytes = max_upload_mb * 2**20
-    app = FastAPI(title="Local OpenAI-compatible endpoint", docs_url=None, redoc_url=None)
+    max_audio_s = settings.local_openai_max_audio_s
+    app = FastAPI(title="Local OpenAI-compatible endpoint", docs_url=None, redoc_url=None,
+                  max_body_size=MAX_JSON_BYTES)
+    app.add_middleware(Guard, api_key=settings.local_openai_api_key, extra_hosts=[bind_host])
+    lanes = {kind: Lane(kind, settings.local_openai_max_queue) for kind in ("stt", "llm", "tts")}
     names = models.names()
 
     def check_model(requested: str | None, kind: str, aliases: set[str]) -> None:
@@ -125,19 +185,37 @@ def create_app(models: Models, max_upload_mb: int = Settings.default("local_open
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_: Request, error: RequestValidationError):
-        first = error.errors()[0] if error.errors() else {}
-        param = ".".join(str(p) for p in first.get("loc", [])[1:]) or None
-        return error_body(400, f"invalid request: {first.get('msg', 'malformed body')} ({param})",
-                          "invalid_request_error", param)
+        message, param = first_problem(error)
+        return error_body(400, message, "invalid_request_error", param)
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_: Request, error: StarletteHTTPException):
+    async def http_error(request: Request, error: StarletteHTTPException):
+        if error.status_code == 413:
+            limit = f"{max_upload_mb} MB" if request.url.path.endswith("/transcriptions") else \
+                f"{MAX_JSON_BYTES >> 10} KB"
+            return error_body(413, f"the request body is larger than {limit}, the most this endpoint reads",
+                              "invalid_request_error", "file" if "MB" in limit else None)
         return error_body(error.status_code, str(error.detail), "invalid_request_error")
+
+    @app.exception_handler(Busy)
+    async def busy(_: Request, error: Busy):
+        return error_body(429, str(error), "rate_limit_error", code="queue_full", headers={"retry-after": "1"})
+
+    @app.exception_handler(ClientGone)
+    async def client_gone(_: Request, error: ClientGone):
+        return error_body(499, "the client closed the connection", "invalid_request_error")
 
     @app.exception_handler(Exception)
     async def unexpected(_: Request, error: Exception):
-        log.exception("request failed")
-        return error_body(500, f"the local endpoint failed: {error}", "server_error")
+        reference = uuid.uuid4().hex[:12]
+        log.exception("request failed (reference %s)", reference)
+        return error_body(500, f"the local endpoint failed; its log has the details under reference {reference}",
+                          "server_error")
+
+    @app.get("/healthz")
+    async def healthz():
+        """Ready (every model loaded): the one path that wants no key."""
+        return {"ok": True}
 
     @app.get("/v1/models")
     async def list_models():
@@ -146,59 +224,62 @@ def create_app(models: Models, max_upload_mb: int = Settings.default("local_open
         return {"object": "list",
                 "data": [{"id": i, "object": "model", "created": created, "owned_by": "local"} for i in ids]}
 
-    @app.post("/v1/audio/transcriptions")
+    @app.post("/v1/audio/transcriptions", max_body_size=max_upload_bytes + FORM_OVERHEAD_BYTES)
     async def transcriptions(request: Request):
-        if int(request.headers.get("content-length") or 0) > max_upload_bytes:
-            raise APIError(413, f"the upload is larger than {max_upload_mb} MB", param="file")
+        # The body is read as it streams (chunked or not) and refused past the limit, never held whole in memory:
+        # the form parser spools the file to disk past 1 MB, and the decoder reads it from there.
         try:
-            form = await request.form(max_part_size=max_upload_bytes)
-        except Exception as error:  # malformed multipart
-            raise APIError(400, f"expected a multipart form with a file: {error}", param="file") from None
-        check_model(form.get("model"), "stt", STT_ALIASES)
+            form = await request.form(max_files=1, max_fields=16, max_part_size=max_upload_bytes)
+        except MultiPartException as error:
+            raise APIError(400, f"expected a multipart form with a file: {error.message}", param="file") from None
+        try:
+            fields = TranscriptionForm.model_validate({k: v for k, v in form.items() if isinstance(v, str)})
+        except ValidationError as error:
+            message, param = first_problem(error)
+            raise APIError(400, message, param=param) from None
+        check_model(fields.model, "stt", STT_ALIASES)
         upload = form.get("file")
-        if upload is None or isinstance(upload, str):
+        if not isinstance(upload, UploadFile):
             raise APIError(400, "the `file` field is required and must be an audio file", param="file")
-        data = await upload.read()
-        if len(data) > max_upload_bytes:
-            raise APIError(413, f"the upload is larger than {max_upload_mb} MB", param="file")
+        lanes["stt"].enter()
+        cancelled = threading.Event()
         try:
-            audio = await run_in_threadpool(decode_to_mono, data, WHISPER_RATE)
-        except AudioDecodeError as error:
-            raise APIError(400, str(error), param="file") from None
-        language = str(form.get("language") or "") or None
-        prompt = str(form.get("prompt") or "") or None
-        text = await run_in_threadpool(models.stt.transcribe, audio, WHISPER_RATE, language, prompt)
-        response_format = str(form.get("response_format") or "json")
-        if response_format == "text":
+            try:
+                audio = await run_in_threadpool(decode_to_mono, upload.file, WHISPER_RATE, max_audio_s)
+            except AudioDecodeError as error:
+                raise APIError(400, str(error), param="file") from None
+            try:
+                text = await unless_client_leaves(request, run_in_threadpool(
+                    models.stt.transcribe, audio, WHISPER_RATE, fields.language, fields.prompt, cancelled))
+            finally:
+                cancelled.set()  # the client left: a transcription still waiting for the model never starts
+        finally:
+            lanes["stt"].leave()
+            await form.close()
+        if fields.response_format == "text":
             return PlainTextResponse(text)
-        if response_format == "verbose_json":
-            return {"task": "transcribe", "language": language or "en", "duration": len(audio) / WHISPER_RATE,
+        if fields.response_format == "verbose_json":
+            return {"task": "transcribe", "language": fields.language or "en", "duration": len(audio) / WHISPER_RATE,
                     "text": text, "segments": []}
-        if response_format != "json":
-            raise APIError(400, f"response_format {response_format!r} is not supported here; use json, text or "
-                                "verbose_json", param="response_format")
         return {"text": text}
 
     @app.post("/v1/audio/speech")
-    async def speech(body: dict[str, Any]):
-        check_model(body.get("model"), "tts", TTS_ALIASES)
-        text = body.get("input")
-        if not isinstance(text, str) or not text.strip():
+    async def speech(body: SpeechRequest):
+        check_model(body.model, "tts", TTS_ALIASES)
+        text, speed, response_format = body.input, body.speed, body.response_format
+        if not text.strip():
             raise APIError(400, "`input` must be a non-empty string", param="input")
-        if len(text) > MAX_SPEECH_CHARS:
-            raise APIError(400, f"`input` is longer than {MAX_SPEECH_CHARS} characters", param="input")
-        response_format = body.get("response_format") or "mp3"
         if response_format not in ("pcm", "wav"):
             raise APIError(400, f"response_format {response_format!r} is not supported by the local endpoint; "
                                 "use pcm (s16le, 24 kHz) or wav", param="response_format")
-        speed = float(body.get("speed") or 1.0)
+        lanes["tts"].enter()
 
         def pcm_chunks():
             for chunk in models.tts.synthesize_at(text, PCM_RATE, speed):
                 yield chunk.tobytes()
 
         if response_format == "pcm":
-            return StreamingResponse(pcm_chunks(), media_type="audio/pcm")
+            return LaneStream(pcm_chunks(), lanes["tts"], media_type="audio/pcm")
 
         def wav_stream():
             # A streaming WAV: the header declares the largest size, as servers that stream WAV do.
@@ -213,17 +294,16 @@ def create_app(models: Models, max_upload_mb: int = Settings.default("local_open
             yield bytes(head)
             yield from pcm_chunks()
 
-        return StreamingResponse(wav_stream(), media_type="audio/wav")
+        return LaneStream(wav_stream(), lanes["tts"], media_type="audio/wav")
 
     @app.post("/v1/chat/completions")
-    async def chat_completions(body: dict[str, Any]):
-        check_model(body.get("model"), "llm", LLM_ALIASES)
-        messages = body.get("messages")
-        if not isinstance(messages, list) or not messages:
-            raise APIError(400, "`messages` must be a non-empty list", param="messages")
-        tools = body.get("tools") or []
-        tool_choice = body.get("tool_choice")
-        tool_names = {t.get("function", {}).get("name") for t in tools if isinstance(t, dict)} - {None}
+    async def chat_completions(body: ChatRequest, request: Request):
+        check_model(body.model, "llm", LLM_ALIASES)
+        messages = [message.model_dump(exclude_none=True) for message in body.messages]
+        tools = [tool.model_dump(exclude_none=True) for tool in body.tools or []]
+        tool_choice = body.tool_choice.model_dump() if isinstance(body.tool_choice, NamedToolChoice) \
+            else body.tool_choice
+        tool_names = {t["function"]["name"] for t in tools}
         no_calls = tool_choice == "none"
         if no_calls and tools:
             # The tools stay in the prompt (the cached prefix and what the model knows stay the same turn to
@@ -241,9 +321,9 @@ def create_app(models: Models, max_upload_mb: int = Settings.default("local_open
             else:
                 tools, tool_names = [tool], {forced}
                 messages = [*messages, {"role": "system", "content": f"Call the {forced} function now."}]
-        max_tokens = int(body.get("max_completion_tokens") or body.get("max_tokens") or 256)
-        temperature = float(body.get("temperature") if body.get("temperature") is not None else 0.3)
-        model_name = body["model"]
+        max_tokens = body.max_completion_tokens or body.max_tokens or 256
+        temperature = body.temperature if body.temperature is not None else 0.3
+        model_name = body.model
         completion_id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
         created = int(time.time())
         usage = Generation(prompt_tokens=0)
@@ -259,7 +339,7 @@ def create_app(models: Models, max_upload_mb: int = Settings.default("local_open
 
         # parallel_tool_calls=false (OpenAI's flag): one call per answer, so generation stops once it is complete;
         # small models otherwise go on to call every tool they were offered.
-        one_call = body.get("parallel_tool_calls") is False
+        one_call = body.parallel_tool_calls is False
         parser = ToolCallParser(tool_names, declared_parameters(tools))
 
         async def text_deltas():
@@ -291,16 +371,23 @@ def create_app(models: Models, max_upload_mb: int = Settings.default("local_open
                 yield chunk({"tool_calls": [{"index": index, "id": call.id, "type": "function",
                                              "function": {"name": call.name, "arguments": call.arguments}}]})
             yield chunk({}, "tool_calls" if calls else "stop")
-            if (body.get("stream_options") or {}).get("include_usage"):
+            if body.stream_options and body.stream_options.include_usage:
                 payload = {"id": completion_id, "object": "chat.completion.chunk", "created": created,
                            "model": model_name, "choices": [], "usage": _usage(usage)}
                 yield f"data: {json.dumps(payload)}\n\n"
             yield "data: [DONE]\n\n"
 
-        if body.get("stream"):
-            return StreamingResponse(generate(), media_type="text/event-stream")
+        lanes["llm"].enter()
+        if body.stream:
+            return LaneStream(generate(), lanes["llm"], media_type="text/event-stream")
 
-        text = "".join([t async for t in text_deltas() if t])
+        async def whole_text() -> str:
+            return "".join([t async for t in text_deltas() if t])
+
+        try:
+            text = await unless_client_leaves(request, whole_text())
+        finally:
+            lanes["llm"].leave()
         rest, calls = final_calls()
         text += rest
         message: dict[str, Any] = {"role": "assistant", "content": text or None}

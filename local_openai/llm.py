@@ -93,11 +93,15 @@ class ChatModel:
         return tokens
 
     def stream(self, tokens: list[int], max_tokens: int, temperature: float,
-               usage: Generation | None = None) -> Iterator[str]:
+               usage: Generation | None = None, cancelled: threading.Event | None = None) -> Iterator[str]:
         """Text deltas for a prompt from prompt_tokens(). The llama context keeps the previous prompt, so a
-        shared prefix (the system prompt and earlier turns) is not evaluated again."""
+        shared prefix (the system prompt and earlier turns) is not evaluated again. A request `cancelled` while it
+        waited for the model (its client went away) ends here, before its prompt is evaluated."""
         usage = usage or Generation(prompt_tokens=0)
         with self._lock:
+            if cancelled is not None and cancelled.is_set():
+                log.info("chat: the client left while it waited; %d prompt tokens not evaluated", len(tokens))
+                return
             started = time.monotonic()
             usage.prompt_tokens = len(tokens)
             cached = self._llm.longest_token_prefix(self._llm._input_ids.tolist(), tokens)

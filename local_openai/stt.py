@@ -30,8 +30,8 @@ class SpeechToText:
         log.info("STT %s loaded in %.1f s", self.model_name, time.monotonic() - started)
 
     def transcribe(self, audio: np.ndarray, sample_rate: int, language: str | None = None,
-                   prompt: str | None = None) -> str:
-        """float32 mono audio at any rate -> text."""
+                   prompt: str | None = None, cancelled: threading.Event | None = None) -> str:
+        """float32 mono audio at any rate -> text ("" for a request `cancelled` while it waited for the model)."""
         if sample_rate != WHISPER_RATE:
             pcm = (np.clip(audio, -1, 1) * 32767).astype(np.int16)
             resampler = StreamResampler(sample_rate, WHISPER_RATE)
@@ -40,6 +40,10 @@ class SpeechToText:
         if self.model_name.endswith(".en"):
             language = "en"
         with self._lock:
+            if cancelled is not None and cancelled.is_set():
+                log.info("stt: the client left while it waited; %.1f s of audio not transcribed",
+                         audio.size / WHISPER_RATE)
+                return ""
             segments, _info = self._model.transcribe(
                 audio.astype(np.float32), language=(language or None), beam_size=1, initial_prompt=prompt or None,
                 condition_on_previous_text=False, without_timestamps=True, vad_filter=False,

@@ -211,8 +211,8 @@ LOCAL_OPENAI = Component(
     ports=lambda s: {s.local_openai_port: "LOCAL_OPENAI_PORT"},
     address=lambda s: s.local_openai_url,
     command=lambda s: _python("-m", "local_openai", "--host", LOOPBACK, "--port", str(s.local_openai_port)),
-    # /v1/models answers only once every model is loaded.
-    healthy=lambda s: _http_ok(f"{s.local_openai_url}/models"),
+    # /healthz answers only once every model is loaded (and, unlike /v1, wants no key).
+    healthy=lambda s: _http_ok(f"http://{LOOPBACK}:{s.local_openai_port}/healthz"),
     version=lambda s: "offline models",
     health_timeout=600.0,  # the first start assembles and verifies the LLM (about 1 GB)
 )

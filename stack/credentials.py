@@ -29,6 +29,17 @@ def ensure_api_credentials(settings: Settings, dev: bool = False) -> tuple[Setti
     return settings.with_credentials(api_key, api_secret), True
 
 
+def ensure_local_openai_key(settings: Settings) -> tuple[Settings, bool]:
+    """Settings with LOCAL_OPENAI_API_KEY, the key the local endpoint wants, generated into `.env` on first use.
+
+    The second value says whether a new key was written."""
+    if settings.local_openai_api_key:
+        return settings, False
+    key = "local-" + secrets.token_urlsafe(32)
+    save_env_values(settings.env_file, LOCAL_OPENAI_API_KEY=key)
+    return settings.with_local_openai_key(key), True
+
+
 def save_env_values(env_file: Path, **values: str) -> None:
     """Writes keys into `.env`, keeping the rest of the file, and keeps it private (mode 600)."""
     env_file.parent.mkdir(parents=True, exist_ok=True)

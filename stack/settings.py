@@ -226,6 +226,11 @@ class Settings(BaseSettings):
     local_tts_voice: str = "en_US-joe-medium"
     model_cache_dir: OptionalPath = None  # default .cache/models
     local_openai_max_upload_mb: Annotated[int, Field(ge=1), Allowed("a whole number of megabytes, 1 or more")] = 25
+    # The key the endpoint wants as `Authorization: Bearer ...`; `cli.py up` generates it into .env (mode 600).
+    local_openai_api_key: Annotated[str, AfterValidator(_strip)] = ""
+    local_openai_max_audio_s: Annotated[int, Field(ge=1, le=3600),
+                                        Allowed("a whole number of seconds, 1 to 3600")] = 120
+    local_openai_max_queue: Annotated[int, Field(ge=1, le=1000), Allowed("a whole number, 1 to 1000")] = 8
 
     @field_validator("livekit_url")
     @classmethod
@@ -388,6 +393,9 @@ class Settings(BaseSettings):
     # --- changing and passing on --------------------------------------------------------------------------------------
     def with_credentials(self, api_key: str, api_secret: str) -> Settings:
         return self._copy(api_key=api_key, api_secret=api_secret)
+
+    def with_local_openai_key(self, key: str) -> Settings:
+        return self._copy(local_openai_api_key=key)
 
     def _copy(self, **changes: Any) -> Settings:
         copy = self.model_copy(update=changes)

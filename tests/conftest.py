@@ -16,7 +16,7 @@ import pytest
 from stack import lifecycle
 from stack.components import SERVERS
 from stack.settings import REPO_ROOT
-from tests.support.stack import ARTIFACTS, RunningStack, make_stack_dir, stop_process
+from tests.support.stack import ARTIFACTS, LOCAL_ENDPOINT_KEY, RunningStack, make_stack_dir, stop_process
 
 # Keys from the developer's shell must not leak into the tests (an OpenAI key would send audio to OpenAI). Each
 # stack below has a .env of its own, which its processes read (Settings.env_for_processes passes PHONE_ENV_FILE).
@@ -65,7 +65,8 @@ def agent_stack(stack_servers, provisioned_sip) -> RunningStack:
 
 @pytest.fixture(scope="session")
 def local_endpoint(tmp_path_factory) -> str:
-    """`python -m local_openai` on its own port; its base URL. Loads the models once for the session."""
+    """`python -m local_openai` on its own port; its base URL (its key: LOCAL_ENDPOINT_KEY). Loads the models once
+    for the session."""
     import time
 
     import httpx
@@ -74,13 +75,14 @@ def local_endpoint(tmp_path_factory) -> str:
     log_path = tmp_path_factory.mktemp("endpoint") / "local_openai.log"
     with open(log_path, "wb") as log:
         server = subprocess.Popen([sys.executable, "-m", "local_openai", "--port", str(port)], cwd=REPO_ROOT,
-                                  stdout=log, stderr=subprocess.STDOUT)
+                                  stdout=log, stderr=subprocess.STDOUT,
+                                  env={**os.environ, "LOCAL_OPENAI_API_KEY": LOCAL_ENDPOINT_KEY})
     base_url = f"http://127.0.0.1:{port}/v1"
     try:
         deadline = time.monotonic() + 600
         while time.monotonic() < deadline:
             try:
-                if httpx.get(f"{base_url}/models").status_code == 200:
+                if httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200:
                     break
             except httpx.HTTPError:
                 assert server.poll() is None, log_path.read_text()

@@ -20,6 +20,7 @@ from agent.providers import build_plugins, choose_providers, session_connect_opt
 from agent.turn_policy import ASK_END, ASK_TRANSFER, TurnPolicy
 from bench.facts_eval import PRICE, fact_questions, reply_is_right
 from stack.settings import Settings
+from tests.support.stack import LOCAL_ENDPOINT_KEY
 
 pytestmark = pytest.mark.models
 DATA = Path(__file__).parent / "data"
@@ -42,7 +43,8 @@ def policy():
 async def started_session(local_endpoint, policy, **llm_options):
     from livekit.plugins import openai
 
-    choice = choose_providers(Settings.of(LOCAL_OPENAI_PORT=local_endpoint.rsplit(":", 1)[1].split("/")[0]))
+    choice = choose_providers(Settings.of(LOCAL_OPENAI_PORT=local_endpoint.rsplit(":", 1)[1].split("/")[0],
+                                          LOCAL_OPENAI_API_KEY=LOCAL_ENDPOINT_KEY))
     # Greedy decoding: the same answer every run, so a failure means the agent changed, not the dice.
     model = openai.LLM(model=choice.llm_model, base_url=choice.base_url, api_key=choice.api_key, temperature=0,
                        parallel_tool_calls=False, **llm_options)
@@ -164,9 +166,9 @@ async def test_fact_questions_are_answered_from_the_knowledge_base_or_not_at_all
 async def test_a_keyed_openai_configuration_runs_the_same_code(local_endpoint, policy):
     """With OPENAI_API_KEY set, the agent uses OpenAI's names and the key; pointed at our endpoint by base URL
     (OpenAI itself is out of reach here), the same plugins answer."""
-    choice = choose_providers(Settings.of(OPENAI_API_KEY="sk-test", OPENAI_BASE_URL=local_endpoint,
+    choice = choose_providers(Settings.of(OPENAI_API_KEY=LOCAL_ENDPOINT_KEY, OPENAI_BASE_URL=local_endpoint,
                                           OPENAI_LLM_TEMPERATURE="0"))
-    assert choice.api_key == "sk-test" and choice.llm_model == "gpt-4o-mini"
+    assert choice.api_key == LOCAL_ENDPOINT_KEY and choice.llm_model == "gpt-4o-mini"
     _, model, _ = build_plugins(choice)
     async with model, AgentSession(llm=model, conn_options=session_connect_options()) as session:
         await session.start(PhoneAssistant(PROFILE, policy))

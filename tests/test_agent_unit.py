@@ -17,11 +17,14 @@ from tests.support.provider import RejectingProvider
 pytestmark = pytest.mark.unit
 
 
-def test_no_key_uses_the_local_endpoint():
-    choice = choose_providers(Settings.of(LOCAL_OPENAI_PORT="8123"))
+def test_no_key_uses_the_local_endpoint_with_its_own_key():
+    choice = choose_providers(Settings.of(LOCAL_OPENAI_PORT="8123", LOCAL_OPENAI_API_KEY="local-abc"))
     assert choice.name == "local"
     assert choice.base_url == "http://127.0.0.1:8123/v1"
-    assert choice.api_key and choice.llm_model == "gpt-4o-mini"
+    assert choice.api_key == "local-abc" and choice.llm_model == "gpt-4o-mini"
+    # The local key goes only to the local endpoint, never to another provider.
+    other = choose_providers(Settings.of(LOCAL_OPENAI_API_KEY="local-abc", OPENAI_BASE_URL="http://gpu-box:8000/v1"))
+    assert other.api_key != "local-abc"
 
 
 def test_a_key_uses_openai_with_configured_models():

@@ -11,6 +11,8 @@ import numpy as np
 import openai
 import pytest
 
+from tests.support.stack import LOCAL_ENDPOINT_KEY
+
 pytestmark = pytest.mark.models
 END_CALL = {"type": "function", "function": {
     "name": "end_call", "description": "End the call. Use it only after the caller says goodbye.",
@@ -24,7 +26,10 @@ def endpoint(local_endpoint):
 
 @pytest.fixture(scope="module")
 def client(endpoint):
-    return openai.OpenAI(base_url=endpoint, api_key="unused")
+    return openai.OpenAI(base_url=endpoint, api_key=LOCAL_ENDPOINT_KEY)
+
+
+AUTH = {"Authorization": f"Bearer {LOCAL_ENDPOINT_KEY}"}
 
 
 def wav_bytes(pcm: np.ndarray, rate: int) -> bytes:
@@ -35,6 +40,13 @@ def wav_bytes(pcm: np.ndarray, rate: int) -> bytes:
         wav.setframerate(rate)
         wav.writeframes(pcm.astype(np.int16).tobytes())
     return buffer.getvalue()
+
+
+def test_the_endpoint_wants_its_key(endpoint):
+    assert httpx.get(f"{endpoint}/models").status_code == 401
+    assert httpx.get(f"{endpoint}/models", headers={"Authorization": "Bearer wrong"}).status_code == 401
+    with pytest.raises(openai.AuthenticationError):
+        openai.OpenAI(base_url=endpoint, api_key="wrong").models.list()
 
 
 def test_models_lists_local_models_and_openai_aliases(client):
@@ -164,7 +176,7 @@ def test_bad_audio_is_a_400_and_the_server_lives_on(client):
 def test_oversized_upload_is_a_413(endpoint):
     too_big = b"\0" * (26 * 1024 * 1024)
     response = httpx.post(f"{endpoint}/audio/transcriptions", data={"model": "whisper-1"},
-                          files={"file": ("big.wav", too_big)}, timeout=60)
+                          files={"file": ("big.wav", too_big)}, headers=AUTH, timeout=60)
     assert response.status_code == 413
     assert response.json()["error"]["param"] == "file"
 
@@ -175,16 +187,16 @@ def test_oversized_upload_is_a_413(endpoint):
     ({"model": "tts-1"}, 400),
 ])
 def test_bad_speech_requests(endpoint, body, status):
-    response = httpx.post(f"{endpoint}/audio/speech", json=body)
+    response = httpx.post(f"{endpoint}/audio/speech", json=body, headers=AUTH)
     assert response.status_code == status
     assert response.json()["error"]["message"]
 
 
 def test_malformed_json_and_wrong_method(endpoint):
     response = httpx.post(f"{endpoint}/chat/completions", content=b"{not json",
-                          headers={"content-type": "application/json"})
+                          headers={"content-type": "application/json", **AUTH})
     assert response.status_code == 400 and response.json()["error"]["type"] == "invalid_request_error"
-    assert httpx.get(f"{endpoint}/chat/completions").status_code == 405
+    assert httpx.get(f"{endpoint}/chat/completions", headers=AUTH).status_code == 405
 
 
 def test_forced_tool_choice_calls_that_tool(client):

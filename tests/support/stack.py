@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import os
+import secrets
 import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from stack.credentials import ensure_api_credentials, save_env_values
+from stack.credentials import ensure_api_credentials, ensure_local_openai_key, save_env_values
 from stack.settings import REPO_ROOT, Settings, settings_for_port_block
 
 ARTIFACTS = REPO_ROOT / "test-artifacts"  # screenshots, and the stacks' logs for a failed CI run
+LOCAL_ENDPOINT_KEY = "local-test-" + secrets.token_urlsafe(24)  # the key of the `local_endpoint` fixture's endpoint
 
 
 @dataclass
@@ -42,6 +44,7 @@ def make_stack_dir(base_dir: Path, port_base: int, **extra: str) -> RunningStack
     save_env_values(env_file, **settings_for_port_block(port_base, **extra))
     stack = RunningStack(env_file=env_file, run_dir=base_dir / "run")
     ensure_api_credentials(stack.settings)
+    ensure_local_openai_key(stack.settings)
     return stack
 
 
