@@ -355,6 +355,7 @@ def token(
     room: Annotated[str | None, typer.Option(help="Room to join (default: a new random web-... room).")] = None,
     identity: Annotated[str, typer.Option(help="The participant identity.")] = "web-user",
     ttl: Annotated[int, typer.Option(help="Minutes the token stays valid.")] = 15,
+    camera: Annotated[bool, typer.Option(help="Also allow publishing a camera (default: microphone only).")] = False,
 ):
     """Print the server URL and a join token for LiveKit's agents playground or any LiveKit client."""
     from datetime import timedelta
@@ -369,7 +370,8 @@ def token(
         raise StackError("--ttl is in minutes, between 1 and 1440")
     room = room or new_room_name()
     agent_name = settings.agent_name
-    jwt = join_token(settings.api_key, settings.api_secret, room, identity, agent_name, timedelta(minutes=ttl))
+    jwt = join_token(settings.api_key, settings.api_secret, room, identity, agent_name, timedelta(minutes=ttl),
+                     camera=camera)
     out.print(f"LIVEKIT_URL={settings.livekit_url}", highlight=False)
     out.print(f"room={room}  identity={identity}  valid for {ttl} min  agent={agent_name}", highlight=False)
     print(jwt)

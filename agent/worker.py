@@ -7,6 +7,7 @@ build_server(settings) makes the worker; nothing here reads the settings at impo
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import sys
@@ -17,6 +18,7 @@ from livekit import rtc
 from livekit.agents import NOT_GIVEN, AgentServer, AgentSession, JobContext, JobProcess, JobRequest, inference, room_io
 from livekit.plugins import silero
 
+from playground.tokens import WEB_ROOM_PREFIX
 from stack.settings import LOOPBACK, Settings
 
 from .assistant import PhoneAssistant
@@ -39,9 +41,11 @@ class Lines:
     until livekit-sip gives up. Both run in the worker's main process, the one that knows the running jobs (a job
     still closing counts too)."""
 
-    def __init__(self, server: AgentServer, max_calls: int, per_caller: int = 0, room_prefix: str = "call-") -> None:
+    def __init__(self, server: AgentServer, max_calls: int, per_caller: int = 0, room_prefix: str = "call-",
+                 max_web: int | None = None) -> None:
         self.server, self.max_calls = server, max_calls
         self.per_caller, self.room_prefix = per_caller, room_prefix
+        self.max_web = max_calls if max_web is None else max_web
 
     def load(self) -> float:
         """Jobs / twice AGENT_MAX_CALLS: at AGENT_LOAD_THRESHOLD the worker says it is full."""
@@ -49,12 +53,16 @@ class Lines:
 
     async def admit(self, request: JobRequest) -> None:
         """Takes every call offered; marks it busy when AGENT_MAX_CALLS calls are under way, or when its caller
-        already has AGENT_MAX_CALLS_PER_CALLER (agent/call_limits.py)."""
+        already has AGENT_MAX_CALLS_PER_CALLER (agent/call_limits.py), and a web conversation (a web-... room) also
+        when PLAYGROUND_MAX_SESSIONS of them are, so web users never take every line."""
         running = [job.job.room.name for job in self.server.active_jobs]
         if too_many_from_caller(request.room.name, running, self.room_prefix, self.per_caller):
             await request.accept(attributes={REPEAT_CALLER_ATTRIBUTE: "true"})
             return
         busy = len(self.server.active_jobs) >= self.max_calls
+        if request.room.name.startswith(WEB_ROOM_PREFIX):
+            web = sum(1 for job in self.server.active_jobs if job.job.room.name.startswith(WEB_ROOM_PREFIX))
+            busy = busy or web >= self.max_web
         await request.accept(attributes={BUSY_ATTRIBUTE: "true"} if busy else None)
 
 
@@ -67,7 +75,8 @@ def build_server(settings: Settings) -> AgentServer:
         load_threshold=settings.agent_load_threshold,
         initialize_process_timeout=60.0,  # prewarm loads models and synthesizes the greeting on a slow CPU
     )
-    lines = Lines(server, settings.agent_max_calls, settings.agent_max_calls_per_caller, settings.sip_room_prefix)
+    lines = Lines(server, settings.agent_max_calls, settings.agent_max_calls_per_caller, settings.sip_room_prefix,
+                  settings.playground_max_sessions)
     server.load_fnc = lines.load
     server.setup_fnc = prewarm
     server.rtc_session(phone_call, agent_name=settings.agent_name, on_request=lines.admit)
@@ -166,7 +175,8 @@ async def phone_call(ctx: JobContext) -> None:
     session.on("conversation_item_added", log_turn_metrics)
     # When the caller hangs up (or the web user leaves), delete the room: the job ends and the worker is free.
     await session.start(agent=PhoneAssistant(profile, policy, caller_number), room=ctx.room,
-                        room_options=room_io.RoomOptions(delete_room_on_close=True))
+                        room_options=room_io.RoomOptions(delete_room_on_close=True, text_input=room_io.TextInputOptions(
+                            text_input_cb=capped_chat(settings.agent_max_chat_chars))))
     # A fixed greeting needs no LLM round trip, and its audio is ready, so the caller hears us at once.
     greeting = ctx.proc.userdata.get("greeting")
     session.say(profile.greeting_text, audio=frames_of(greeting) if greeting else NOT_GIVEN, allow_interruptions=False)
@@ -174,6 +184,20 @@ async def phone_call(ctx: JobContext) -> None:
     CallLimits(session, silence=settings.agent_silence_timeout or None,
                max_duration=max_duration_of(participant.attributes) if is_phone else None,
                started_ago=seconds_since(ctx.room.creation_time)).start()
+
+
+def capped_chat(max_chars: int):
+    """livekit-agents' handling of a typed chat message (the playground's), on at most `max_chars` characters of
+    it: a long paste never reaches the LLM whole."""
+    handle = room_io.TextInputOptions().text_input_cb  # the library's default
+
+    def on_text(session: AgentSession, event: room_io.TextInputEvent):
+        if len(event.text) > max_chars:
+            log.info("a chat message of %d characters was cut to %d (AGENT_MAX_CHAT_CHARS)", len(event.text),
+                     max_chars)
+            event = dataclasses.replace(event, text=event.text[:max_chars])
+        return handle(session, event)
+    return on_text
 
 
 async def frames_of(frames: list[rtc.AudioFrame]):

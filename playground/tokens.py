@@ -1,7 +1,7 @@
 """Join tokens for browser users (LiveKit's agents playground, our own page, any LiveKit client).
 
-Least privilege: one room, microphone and camera only, subscribe, data; and the room configuration that
-dispatches our agent by name, so the agent joins when the user does.
+Least privilege: one room, the microphone (and the camera only when asked for), subscribe, data; and the room
+configuration that dispatches our agent by name, so the agent joins when the user does.
 """
 
 from __future__ import annotations
@@ -12,15 +12,16 @@ from datetime import timedelta
 from livekit import api
 
 DEFAULT_TTL = timedelta(minutes=15)
+WEB_ROOM_PREFIX = "web-"  # rooms for browser users; the agent counts them against PLAYGROUND_MAX_SESSIONS
 
 
 def join_token(api_key: str, api_secret: str, room: str, identity: str, agent_name: str,
-               ttl: timedelta = DEFAULT_TTL, name: str | None = None) -> str:
+               ttl: timedelta = DEFAULT_TTL, name: str | None = None, camera: bool = False) -> str:
     grants = api.VideoGrants(
         room_join=True,
         room=room,
         can_publish=True,
-        can_publish_sources=["microphone", "camera"],
+        can_publish_sources=["microphone", "camera"] if camera else ["microphone"],
         can_subscribe=True,
         can_publish_data=True,
     )
@@ -33,5 +34,5 @@ def join_token(api_key: str, api_secret: str, room: str, identity: str, agent_na
             .to_jwt())
 
 
-def new_room_name(prefix: str = "web-") -> str:
+def new_room_name(prefix: str = WEB_ROOM_PREFIX) -> str:
     return prefix + secrets.token_hex(4)

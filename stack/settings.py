@@ -84,6 +84,12 @@ def _networks(addresses: tuple[str, ...]) -> tuple[str, ...]:
     return addresses
 
 
+def _host_names(names: tuple[str, ...]) -> tuple[str, ...]:
+    if not all(re.fullmatch(r"[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\]", name) for name in names):
+        raise ValueError("not a host name")
+    return tuple(name.lower() for name in names)
+
+
 def _url(*schemes: str):
     def check(url: str) -> str:
         parsed = urlparse(url)
@@ -149,6 +155,13 @@ class Settings(BaseSettings):
     playground_livekit_url: Annotated[str, _url("ws", "wss"), Allowed("a ws:// or wss:// URL")] = ""
     stack_bin_dir: OptionalPath = None  # default .cache/bin
 
+    # --- The playground page (playground/) ------------------------------------------------------------------------
+    playground_max_sessions: Annotated[int, Field(ge=0, le=1000), Allowed("a whole number, 0 or more")] = 1
+    playground_sessions_per_minute: Annotated[int, Field(ge=1, le=10000), Allowed("a whole number, 1 or more")] = 6
+    playground_allowed_hosts: Annotated[tuple[str, ...], NoDecode, BeforeValidator(_comma_list),
+                                        AfterValidator(_host_names), PlainSerializer(",".join),
+                                        Allowed("comma-separated host names, like phone.example.com")] = ()
+
     # --- SIP provisioning (`cli.py sip setup`) ------------------------------------------------------------------------
     sip_numbers: Numbers = setting(("+15550100",), min_length=1)
     sip_allowed_addresses: Networks = ()
@@ -194,6 +207,7 @@ class Settings(BaseSettings):
     agent_silence_timeout: Seconds = 20
     # Calls at once from one caller number; more are told so and let go (0: no limit).
     agent_max_calls_per_caller: Annotated[int, Field(ge=0), Allowed("a whole number, 0 or more")] = 2
+    agent_max_chat_chars: Annotated[int, Field(ge=1, le=100000), Allowed("a whole number, 1 or more")] = 500
 
     # --- The business (agent/business.py: a key set here wins over the same key in the BUSINESS_CONFIG file) ---------
     business_name: str = "Example Company"

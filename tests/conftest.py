@@ -33,7 +33,8 @@ def stack_servers(tmp_path_factory) -> RunningStack:
     """redis + livekit-server + livekit-sip, up for the whole session."""
     stack = make_stack_dir(tmp_path_factory.mktemp("shared-stack"), SHARED_STACK_PORT_BASE,
                            SIP_NUMBERS="+15550100", BUSINESS_NAME="Harbor Dental",
-                           BUSINESS_HOURS="Monday to Friday, 9 am to 5 pm", TRANSFER_NUMBER="+15550199")
+                           BUSINESS_HOURS="Monday to Friday, 9 am to 5 pm", TRANSFER_NUMBER="+15550199",
+                           PLAYGROUND_MAX_SESSIONS="3")
     try:
         lifecycle.up(stack.settings, list(SERVERS))
         yield stack

@@ -30,14 +30,19 @@ def playground(stack_servers) -> str:
 
 @pytest.mark.stack
 def test_session_endpoint_mints_a_fresh_room_without_exposing_the_secret(playground, stack_servers):
-    first = httpx.post(f"{playground}/api/session").json()
-    second = httpx.post(f"{playground}/api/session").json()
+    page = {"Origin": playground}
+    assert httpx.post(f"{playground}/api/session").status_code == 403  # not from the page: no Origin
+    first = httpx.post(f"{playground}/api/session", headers=page).json()
+    # Another page visit (another client address) gets its own room; the cap counts both (PLAYGROUND_MAX_SESSIONS).
+    transport = httpx.HTTPTransport(local_address="127.0.0.2")
+    with httpx.Client(transport=transport) as other:
+        second = other.post(f"{playground}/api/session", headers=page).json()
     assert first["room"] != second["room"] and first["room"].startswith("web-")
     assert stack_servers.settings.api_secret not in json.dumps(first)
     claims = jwt.decode(first["token"], stack_servers.settings.api_secret, algorithms=["HS256"],
                         options={"verify_aud": False})
     assert claims["video"]["room"] == first["room"]
-    assert sorted(claims["video"]["canPublishSources"]) == ["camera", "microphone"]
+    assert claims["video"]["canPublishSources"] == ["microphone"]
     assert claims["roomConfig"]["agents"][0]["agentName"] == "phone-assistant"
     by_get = httpx.get(f"{playground}/api/session")  # no tokens by GET (a link must not leak one)
     assert by_get.status_code in (404, 405) and "token" not in by_get.text

@@ -62,13 +62,22 @@ async function connect() {
   setStatus("Connecting…");
   let session;
   try {
-    const response = await fetch("/api/session", { method: "POST" });
-    if (!response.ok) throw new Error(`token endpoint answered ${response.status}`);
+    const response = await fetch("/api/session", {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ camera: $("camera-on").checked }),
+    });
+    if (!response.ok) {
+      const refusal = await response.json().catch(() => ({}));
+      setStatus("Not connected");
+      return showError(refusal.error || `The token endpoint answered ${response.status}.`);
+    }
     session = await response.json();
   } catch (err) {
     setStatus("Not connected");
     return showError(`Cannot get a session from this server (${err.message}). Is \`python cli.py up\` running?`);
   }
+  $("chat-input").maxLength = session.max_chat_chars;
   room = new Room({ adaptiveStream: true, dynacast: true });
   room.registerTextStreamHandler("lk.transcription", readTranscription);
   room.on(RoomEvent.ParticipantAttributesChanged, (changed, participant) => {
@@ -103,10 +112,12 @@ async function connect() {
   } catch (err) {
     showError(`No microphone: ${err.message}. Allow microphone access in the browser and connect again; you can still type.`);
   }
-  try {
-    await room.localParticipant.setCameraEnabled(true);
-    room.localParticipant.getTrackPublication(Track.Source.Camera).track.attach($("camera"));
-  } catch (err) { /* a camera is optional */ }
+  if (session.camera) {
+    try {
+      await room.localParticipant.setCameraEnabled(true);
+      room.localParticipant.getTrackPublication(Track.Source.Camera).track.attach($("camera"));
+    } catch (err) { /* a camera is optional */ }
+  }
   setTimeout(() => {
     const agentHere = room && [...room.remoteParticipants.values()].some((p) => p.kind === ParticipantKind.AGENT);
     if (room && !agentHere) showError(`The agent did not join within ${AGENT_JOIN_TIMEOUT_MS / 1000} s. Check \`python cli.py status\` and \`python cli.py logs agent\`.`);
