@@ -127,7 +127,8 @@ class PhoneAssistant(Agent):
         except Exception as error:  # the carrier refused the REFER, say
             log.warning("transfer to %s failed: %s", target, error)
             return await tell(context, "I'm sorry, the transfer didn't go through. Please call back in a little while.")
-        log.info("transferred %s to %s", caller.identity, target)
+        log.info("transferred the caller to %s", target)
+        log.debug("transferred %s to %s", caller.identity, target)
         return llm.ToolResult("The caller has been transferred.", reply_required=False)
 
     @function_tool

@@ -142,16 +142,17 @@ async def phone_call(ctx: JobContext) -> None:
     participant = await ctx.wait_for_participant()
     is_phone = participant.kind == rtc.ParticipantKind.PARTICIPANT_KIND_SIP
     caller_number = participant.attributes.get("sip.phoneNumber") if is_phone else None
-    log.info("call from %s (%s) in room %s", caller_number or participant.identity,
-             "phone" if is_phone else "web", ctx.room.name)
+    # Who called is personal data: the number and the room named after it only at debug level.
+    log.info("%s call started (job %s)", "phone" if is_phone else "web", ctx.job.id)
+    log.debug("call from %s in room %s", caller_number or participant.identity, ctx.room.name)
 
     if problem := ctx.proc.userdata["provider_problem"]:
         log.error("%s", problem)
         await apologize_and_hang_up(ctx, APOLOGY, "AI provider unavailable")
         return
     if ctx.room.local_participant.attributes.get(BUSY_ATTRIBUTE):
-        log.warning("all %d lines busy: telling %s to call back", settings.agent_max_calls,
-                    caller_number or participant.identity)
+        log.warning("all %d lines busy: telling the caller to call back (job %s)", settings.agent_max_calls,
+                    ctx.job.id)
         await apologize_and_hang_up(ctx, BUSY, "all lines busy")
         return
     if ctx.room.local_participant.attributes.get(REPEAT_CALLER_ATTRIBUTE):

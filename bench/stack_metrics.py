@@ -4,6 +4,7 @@ peak memory of each component's process tree."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import threading
 import time
@@ -29,6 +30,8 @@ class AgentLog:
         if not self.path.exists():
             return []
         with open(self.path, "rb") as log:
+            if os.fstat(log.fileno()).st_size < self.offset:  # rotated (stack/logs.py): the new file from its start
+                self.offset = 0
             log.seek(self.offset)
             text = log.read().decode(errors="replace")
             self.offset = log.tell()

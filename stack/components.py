@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import yaml
 
-from . import binaries, phone_line
+from . import binaries, logs, phone_line
 from .settings import LOOPBACK, REPO_ROOT, Settings
 
 
@@ -58,12 +58,9 @@ def _redis_ping(settings: Settings) -> bool:
 
 
 def _logged_since_start(settings: Settings, name: str, text: str) -> bool:
-    """Whether the component's log shows `text` after the last start marker that ProcessTable.start writes."""
-    try:
-        log = (settings.log_dir / f"{name}.log").read_text(errors="replace")
-    except FileNotFoundError:
-        return False
-    return text in log[log.rfind("\n--- "):]
+    """Whether the component's log shows `text` after the last start marker that ProcessTable.start writes (in
+    the log, or the rotated files before it)."""
+    return text in logs.since_start(settings.log_dir / f"{name}.log", settings.log_backups)
 
 
 def config_path(settings: Settings, name: str) -> Path:

@@ -58,7 +58,8 @@ def _start(settings: Settings, table: ProcessTable, component: Component) -> Non
     for address, port, udp, address_key, port_key in component.other_ports(settings):
         ensure_port_free(port, component.name, port_key, udp=udp, address=address, address_key=address_key)
     env = settings.env_for_processes() | component.extra_env(settings)
-    record = table.start(component.name, component.command(settings), env, log_path(settings, component), REPO_ROOT)
+    record = table.start(component.name, component.command(settings), env, log_path(settings, component), REPO_ROOT,
+                         log_max_bytes=settings.log_max_mb << 20, log_backups=settings.log_backups)
     say(f"{component.name}: starting (pid {record.pid}), waiting up to {component.health_timeout:.0f} s for health")
     deadline = time.monotonic() + component.health_timeout
     last_note = time.monotonic()

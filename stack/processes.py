@@ -15,6 +15,8 @@ from pathlib import Path
 import psutil
 
 from .errors import StackError
+from .files import atomic_write
+from .logs import START_MARKER, open_log, private_dir, rotate_if_over, start_writer
 
 
 @dataclass(frozen=True)
@@ -55,19 +57,27 @@ class ProcessTable:
         record = self.get(name)
         return record.process() if record else None
 
-    def start(self, name: str, argv: list[str], env: dict[str, str], log_path: Path, cwd: Path) -> ProcessRecord:
-        log_path.parent.mkdir(parents=True, exist_ok=True)
-        self.pid_dir.mkdir(parents=True, exist_ok=True)
-        with open(log_path, "ab") as log:
-            log.write(f"\n--- {time.strftime('%Y-%m-%d %H:%M:%S')} starting: {' '.join(argv)}\n".encode())
-            log.flush()
+    def start(self, name: str, argv: list[str], env: dict[str, str], log_path: Path, cwd: Path,
+              log_max_bytes: int = 20 << 20, log_backups: int = 3) -> ProcessRecord:
+        """Starts `argv` with its output in `log_path` (mode 600, rotated past `log_max_bytes`: stack/logs.py)."""
+        private_dir(self.pid_dir)
+        rotate_if_over(log_path, log_max_bytes, log_backups)
+        log = open_log(log_path)
+        try:
+            os.write(log, f"{START_MARKER}{time.strftime('%Y-%m-%d %H:%M:%S')} starting: {' '.join(argv)}\n".encode())
+        finally:
+            os.close(log)
+        output = start_writer(log_path, log_max_bytes, log_backups)
+        try:
             # A session of its own: `cli.py up` returns and the process lives on; `down` stops its whole group.
             popen = subprocess.Popen(
-                argv, env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                argv, env=env, cwd=cwd, stdout=output, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 start_new_session=True,
             )
+        finally:
+            os.close(output)
         record = ProcessRecord(name, popen.pid, psutil.Process(popen.pid).create_time(), argv, str(log_path))
-        self._path(name).write_text(json.dumps(record.__dict__))
+        atomic_write(self._path(name), json.dumps(record.__dict__))
         return record
 
     def stop(self, name: str, timeout: float = 10.0) -> bool:

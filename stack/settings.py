@@ -154,6 +154,8 @@ class Settings(BaseSettings):
     # The LiveKit URL the playground page hands to browsers; empty: LIVEKIT_URL.
     playground_livekit_url: Annotated[str, _url("ws", "wss"), Allowed("a ws:// or wss:// URL")] = ""
     stack_bin_dir: OptionalPath = None  # default .cache/bin
+    log_max_mb: Annotated[int, Field(ge=1, le=10000), Allowed("a whole number of megabytes, 1 or more")] = 20
+    log_backups: Annotated[int, Field(ge=0, le=99), Allowed("a whole number, 0 to 99")] = 3
 
     # --- The playground page (playground/) ------------------------------------------------------------------------
     playground_max_sessions: Annotated[int, Field(ge=0, le=1000), Allowed("a whole number, 0 or more")] = 1

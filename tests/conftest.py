@@ -97,8 +97,11 @@ def _keep_logs(stack: RunningStack, name: str) -> None:
     """Copies the stack's logs next to the other test artifacts, for a failed CI run."""
     target = ARTIFACTS / "logs" / name
     try:
-        target.mkdir(parents=True, exist_ok=True)
-        for log in stack.settings.log_dir.glob("*.log"):
-            (target / log.name).write_bytes(log.read_bytes())
+        target.mkdir(parents=True, exist_ok=True, mode=0o700)
+        for log in stack.settings.log_dir.glob("*.log*"):
+            copy = target / log.name
+            copy.touch(mode=0o600)
+            os.chmod(copy, 0o600)  # what callers said, and their numbers at debug level: private, as the logs are
+            copy.write_bytes(log.read_bytes())
     except OSError:
         pass

@@ -1,0 +1,27 @@
+"""Files the stack writes (pid files, generated configs, .env): written whole or not at all."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+
+def atomic_write(path: Path, text: str, mode: int = 0o600) -> None:
+    """Writes `text` to a temporary file beside `path`, flushes it to disk, then renames it over `path`: a reader
+    (or a crash) never sees half a file. The file gets `mode` before it holds anything."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.fchmod(fd, mode)
+        with os.fdopen(fd, "w") as file:
+            file.write(text)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        try:
+            os.unlink(temporary)
+        except FileNotFoundError:
+            pass
+        raise
