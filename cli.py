@@ -80,10 +80,16 @@ def up(
 ):
     """Install, build and start the whole stack, wait until healthy, and leave it running. Everything listens on
     127.0.0.1 except livekit-sip's SIP and RTP, on SIP_LISTEN_IP (see docs/deploy.md)."""
-    settings = _save_flags(Settings.load(), {
-        "SIP_LISTEN_IP": sip_listen_ip, "SIP_PUBLIC_IP": sip_public_ip,
-        "SIP_TLS_CERT": sip_tls_cert and str(Path(sip_tls_cert).resolve()),
-        "SIP_TLS_KEY": sip_tls_key and str(Path(sip_tls_key).resolve())})
+    settings = Settings.load()
+    with lifecycle.exclusive(settings, "up"):  # one `up` at a time: its flags, credentials, start and provisioning
+        settings = _save_flags(settings, {
+            "SIP_LISTEN_IP": sip_listen_ip, "SIP_PUBLIC_IP": sip_public_ip,
+            "SIP_TLS_CERT": sip_tls_cert and str(Path(sip_tls_cert).resolve()),
+            "SIP_TLS_KEY": sip_tls_key and str(Path(sip_tls_key).resolve())})
+        _up(settings, dev, only, provision)
+
+
+def _up(settings: Settings, dev: bool, only: list[str] | None, provision: bool) -> None:
     if settings.uses_remote_livekit:
         out.print(f"LIVEKIT_URL is {settings.livekit_url}: using that server, starting no local LiveKit or SIP.")
     else:

@@ -3,7 +3,6 @@ livekit-sip's SIP and RTP, which face the carrier (stack/phone_line.py)."""
 
 from __future__ import annotations
 
-import os
 import shutil
 import socket
 import sys
@@ -15,6 +14,7 @@ import httpx
 import yaml
 
 from . import binaries, logs, phone_line
+from .files import atomic_write
 from .settings import LOOPBACK, REPO_ROOT, Settings
 
 
@@ -69,10 +69,7 @@ def config_path(settings: Settings, name: str) -> Path:
 
 def _write_config(settings: Settings, name: str, body: dict) -> Path:
     path = config_path(settings, name)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.touch(mode=0o600, exist_ok=True)
-    os.chmod(path, 0o600)  # the SIP config holds the API secret
-    path.write_text(yaml.safe_dump(body, sort_keys=False))
+    atomic_write(path, yaml.safe_dump(body, sort_keys=False), mode=0o600)  # the SIP config holds the API secret
     return path
 
 

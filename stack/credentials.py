@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import os
 import secrets
 from pathlib import Path
 
-from dotenv import set_key
-
+from .files import atomic_write
 from .settings import Settings
 
 DEV_KEY, DEV_SECRET = "devkey", "secret"
@@ -41,13 +39,20 @@ def ensure_local_openai_key(settings: Settings) -> tuple[Settings, bool]:
 
 
 def save_env_values(env_file: Path, **values: str) -> None:
-    """Writes keys into `.env`, keeping the rest of the file, and keeps it private (mode 600)."""
-    env_file.parent.mkdir(parents=True, exist_ok=True)
-    env_file.touch(mode=0o600, exist_ok=True)
-    os.chmod(env_file, 0o600)
-    for key, value in values.items():
-        set_key(str(env_file), key, value, quote_mode="never")
-    os.chmod(env_file, 0o600)
+    """Writes keys into `.env` (`KEY=value`, replacing a line that sets the key, else appended), keeping the rest of
+    the file as it was. All at once: the new file is written beside the old one, private (mode 600) from its first
+    byte, and renamed over it, so no reader ever sees half a file or a key without its secret."""
+    try:
+        lines = env_file.read_text().splitlines()
+    except FileNotFoundError:
+        lines = []
+    pending = dict(values)
+    for index, line in enumerate(lines):
+        key = line.split("=", 1)[0].strip().removeprefix("export ").strip() if "=" in line else None
+        if key in pending and not line.lstrip().startswith("#"):
+            lines[index] = f"{key}={pending.pop(key)}"
+    lines += [f"{key}={value}" for key, value in pending.items()]
+    atomic_write(env_file, "\n".join(lines) + "\n", mode=0o600)
 
 
 def weak_secret_warning(settings: Settings) -> str | None:

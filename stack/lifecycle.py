@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from .binaries import say
 from .components import ALL, Component, wanted_components
 from .errors import StackError
+from .logs import private_dir
 from .processes import ProcessTable, ensure_port_free, log_tail
 from .settings import REPO_ROOT, Settings
 
@@ -33,8 +39,50 @@ def install(settings: Settings, names: list[str] | None = None) -> None:
         component.install(settings)
 
 
+_held: dict[Path, int] = {}  # run folders whose lock this process holds, and how deeply
+
+
+@contextmanager
+def exclusive(settings: Settings, command: str) -> Iterator[None]:
+    """One `up` or `down` at a time on a run folder: an flock on <run_dir>/stack.lock, held until the command
+    ends (the kernel drops it if the process dies). Held already by this process: nothing more to do. Held by
+    another: StackError, one line naming it."""
+    run_dir = settings.run_dir
+    if _held.get(run_dir):
+        _held[run_dir] += 1
+        try:
+            yield
+        finally:
+            _held[run_dir] -= 1
+        return
+    private_dir(run_dir)
+    fd = os.open(run_dir / "stack.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "another command"
+            raise StackError(f"{holder} is already running on {run_dir}; wait for it to finish (or stop it), "
+                             "then run this again") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"`cli.py {command}` (pid {os.getpid()})\n".encode(), 0)
+        _held[run_dir] = 1
+        try:
+            yield
+        finally:
+            del _held[run_dir]
+            os.ftruncate(fd, 0)
+    finally:
+        os.close(fd)  # and with it the lock
+
+
 def up(settings: Settings, names: list[str] | None = None) -> list[ComponentStatus]:
     """Starts every wanted component that is not already running, in dependency order, each one healthy first."""
+    with exclusive(settings, "up"):
+        return _up(settings, names)
+
+
+def _up(settings: Settings, names: list[str] | None) -> list[ComponentStatus]:
     table = ProcessTable(settings.run_dir)
     components = wanted_components(settings, names)
     for component in components:
@@ -86,13 +134,14 @@ def _start(settings: Settings, table: ProcessTable, component: Component) -> Non
 
 def down(settings: Settings, names: list[str] | None = None) -> list[str]:
     """Stops what `up` started (by our pid files), last started first; returns the names that were running."""
-    table = ProcessTable(settings.run_dir)
-    chosen = [c for c in ALL if not names or c.name in names]
-    stopped = []
-    for component in reversed(chosen):
-        if table.stop(component.name):
-            stopped.append(component.name)
-    return stopped
+    with exclusive(settings, "down"):
+        table = ProcessTable(settings.run_dir)
+        chosen = [c for c in ALL if not names or c.name in names]
+        stopped = []
+        for component in reversed(chosen):
+            if table.stop(component.name):
+                stopped.append(component.name)
+        return stopped
 
 
 def status(settings: Settings, names: list[str] | None = None) -> list[ComponentStatus]:

@@ -109,9 +109,15 @@ def _signal_group(pid: int, sig: signal.Signals) -> None:
 
 def ensure_port_free(port: int, what: str, env_key: str, udp: bool = False, address: str = "127.0.0.1",
                      address_key: str = "") -> None:
-    """One clear line naming who holds a port we need, and the setting that moves us elsewhere."""
+    """One clear line naming who holds a port we need, and the setting that moves us elsewhere.
+
+    The probe binds as our servers do: a TCP listener (uvicorn, redis, Go's net.Listen) sets SO_REUSEADDR, so
+    connections left in TIME-WAIT by a server just stopped do not count, and a listener still does. UDP sockets
+    (livekit-sip) bind without it, and so does the probe (on UDP it would let two sockets share the port)."""
     kind = socket.SOCK_DGRAM if udp else socket.SOCK_STREAM
     with socket.socket(socket.AF_INET, kind) as probe:
+        if not udp:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((address, port))
             return
