@@ -21,8 +21,10 @@ def main() -> None:
 
     from livekit.agents import cli
 
+    from agent import redact
     from agent.worker import build_server
 
+    redact.install()  # callers' numbers masked in the log above debug level
     cli.run_app(build_server(settings))
 
 
