@@ -167,7 +167,10 @@ def test_unknown_model_is_a_404_with_an_openai_error(client):
 def test_bad_audio_is_a_400_and_the_server_lives_on(client):
     with pytest.raises(openai.BadRequestError) as error:
         client.audio.transcriptions.create(model="whisper-1", file=("x.wav", b"not audio at all" * 50))
-    assert "decode" in error.value.body["message"]
+    assert "format is not supported" in error.value.body["message"]
+    with pytest.raises(openai.BadRequestError) as error:  # a WAV header over garbage
+        client.audio.transcriptions.create(model="whisper-1", file=("x.wav", b"RIFF\0\0\0\0WAVE" + b"junk" * 50))
+    assert "decode" in error.value.body["message"] or "no audio" in error.value.body["message"]
     with pytest.raises(openai.BadRequestError):
         client.audio.transcriptions.create(model="whisper-1", file=("x.wav", b""))
     assert client.models.list().data
