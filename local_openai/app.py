@@ -36,7 +36,7 @@ from .tts import TextToSpeech
 log = logging.getLogger("local_openai")
 PCM_RATE = 24000  # OpenAI's pcm format: s16le mono at 24 kHz
 MAX_JSON_BYTES = 1 << 20  # a JSON request's body; a whole 4096-token conversation is a few tens of KB
-FORM_OVERHEAD_BYTES = 64 << 10  # an upload's multipart headers and text fields, over the file itself
+FORM_OVERHEAD_BYTES = 64 << 10  # an upload's multipart headers and text fields (each at most this), over the file
 
 # OpenAI's model names are aliases of the local models, so an unchanged OpenAI configuration works here.
 STT_ALIASES = {"whisper-1", "gpt-4o-transcribe", "gpt-4o-mini-transcribe", "gpt-4o-transcribe-diarize"}
@@ -229,9 +229,13 @@ def create_app(models: Models, settings: Settings, bind_host: str = LOOPBACK) ->
         # The body is read as it streams (chunked or not) and refused past the limit, never held whole in memory:
         # the form parser spools the file to disk past 1 MB, and the decoder reads it from there.
         try:
-            form = await request.form(max_files=1, max_fields=16, max_part_size=max_upload_bytes)
+            form = await request.form(max_files=1, max_fields=16, max_part_size=FORM_OVERHEAD_BYTES)
         except MultiPartException as error:
             raise APIError(400, f"expected a multipart form with a file: {error.message}", param="file") from None
+        except StarletteHTTPException as error:  # Starlette's words for a malformed form; a 413 stays a 413
+            if error.status_code == 413:
+                raise
+            raise APIError(400, f"expected a multipart form with a file: {error.detail}", param="file") from None
         try:
             fields = TranscriptionForm.model_validate({k: v for k, v in form.items() if isinstance(v, str)})
         except ValidationError as error:

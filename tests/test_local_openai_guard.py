@@ -317,7 +317,9 @@ def test_a_wrong_type_or_an_out_of_range_value_is_a_400_naming_the_field(server,
 
 @pytest.mark.parametrize("fields, param", [({"response_format": "srt"}, "response_format"),
                                            ({"temperature": "warm"}, "temperature"),
-                                           ({"language": "en; rm -rf /"}, "language")])
+                                           ({"language": "en; rm -rf /"}, "language"),
+                                           ({"prompt": "words " * 1000}, "prompt"),
+                                           ({"prompt": "x" * 200_000}, "file")])  # a part past 64 KB: not read
 def test_bad_transcription_fields_are_400s(server, fields, param):
     response = transcribe(server, silence("wav", "pcm_s16le", 8000, 1), **fields)
     assert response.status_code == 400, response.text
