@@ -387,3 +387,19 @@ def test_a_client_that_leaves_while_it_waits_costs_no_prefill(server, stream):
     time.sleep(0.5)
     assert server.llama.evaluated == [server.llama.evaluated[0]], "the abandoned request was evaluated"
     assert post(server, "/v1/chat/completions", json=CHAT).status_code == 200  # and its queue place is free
+
+
+def test_the_endpoint_program_without_a_key_is_one_line_and_status_2(tmp_path):
+    import subprocess
+    import sys
+
+    from stack.settings import REPO_ROOT
+
+    env_file = tmp_path / ".env"
+    env_file.write_text("LOCAL_OPENAI_PORT=21999\n")
+    result = subprocess.run([sys.executable, "-m", "local_openai"], cwd=REPO_ROOT, capture_output=True, text=True,
+                            env={"PATH": "/usr/bin:/bin", "PHONE_ENV_FILE": str(env_file)}, timeout=60)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"error: LOCAL_OPENAI_API_KEY is not set in {env_file} or the environment: run `python cli.py up` "
+        "(it generates one) or set it yourself"]
