@@ -13,7 +13,6 @@ from pathlib import Path
 from .binaries import say
 from .components import ALL, Component, wanted_components
 from .errors import StackError
-from .logs import private_dir
 from .processes import ProcessTable, ensure_port_free, log_tail
 from .settings import REPO_ROOT, Settings
 
@@ -55,7 +54,7 @@ def exclusive(settings: Settings, command: str) -> Iterator[None]:
         finally:
             _held[run_dir] -= 1
         return
-    private_dir(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
     fd = os.open(run_dir / "stack.lock", os.O_RDWR | os.O_CREAT, 0o600)
     try:
         try:

@@ -94,22 +94,22 @@ def write_from(source: int, path: Path, max_bytes: int, backups: int) -> None:
     os.close(fd)
 
 
-def start_writer(path: Path, max_bytes: int, backups: int) -> int:
-    """A log writer for `path` (`python -m stack.logs`, in a session of its own); returns the write end of its pipe,
-    for the component's stdout and stderr. The writer ends when every holder of that end has closed it: when the
-    component and its children have gone, after their last words."""
+def start_writer(path: Path, max_bytes: int, backups: int) -> tuple[int, int]:
+    """A log writer for `path` (`python -m stack.logs`, in a session of its own): (the write end of its pipe, for
+    the component's stdout and stderr; its pid). The writer ends when every holder of that end has closed it: when
+    the component and its children have gone, after their last words."""
     read_end, write_end = os.pipe()
     try:
-        subprocess.Popen([sys.executable, "-m", "stack.logs", "--max-bytes", str(max_bytes), "--backups",
-                          str(backups), str(path)], stdin=read_end, stdout=subprocess.DEVNULL,
-                         stderr=subprocess.DEVNULL, cwd=Path(__file__).resolve().parent.parent,
-                         start_new_session=True)
+        writer = subprocess.Popen([sys.executable, "-m", "stack.logs", "--max-bytes", str(max_bytes), "--backups",
+                                   str(backups), str(path)], stdin=read_end, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL, cwd=Path(__file__).resolve().parent.parent,
+                                  start_new_session=True)
     except BaseException:
         os.close(write_end)
         raise
     finally:
         os.close(read_end)
-    return write_end
+    return write_end, writer.pid
 
 
 def _write(fd: int, data: bytes) -> int:

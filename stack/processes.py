@@ -26,6 +26,7 @@ class ProcessRecord:
     create_time: float
     argv: list[str]
     log_path: str
+    log_writer: int | None = None  # the pid of its log writer (stack/logs.py)
 
     def process(self) -> psutil.Process | None:
         """The live process, or None if it exited (or the pid now belongs to someone else)."""
@@ -67,7 +68,7 @@ class ProcessTable:
             os.write(log, f"{START_MARKER}{time.strftime('%Y-%m-%d %H:%M:%S')} starting: {' '.join(argv)}\n".encode())
         finally:
             os.close(log)
-        output = start_writer(log_path, log_max_bytes, log_backups)
+        output, writer = start_writer(log_path, log_max_bytes, log_backups)
         try:
             # A session of its own: `cli.py up` returns and the process lives on; `down` stops its whole group.
             popen = subprocess.Popen(
@@ -76,7 +77,7 @@ class ProcessTable:
             )
         finally:
             os.close(output)
-        record = ProcessRecord(name, popen.pid, psutil.Process(popen.pid).create_time(), argv, str(log_path))
+        record = ProcessRecord(name, popen.pid, psutil.Process(popen.pid).create_time(), argv, str(log_path), writer)
         atomic_write(self._path(name), json.dumps(record.__dict__))
         return record
 
@@ -93,8 +94,19 @@ class ProcessTable:
             except psutil.TimeoutExpired:
                 _signal_group(record.pid, signal.SIGKILL)
                 process.wait(5)
+            _wait_for_writer(record)
         self._path(name).unlink(missing_ok=True)
         return process is not None
+
+
+def _wait_for_writer(record: ProcessRecord, timeout: float = 3.0) -> None:
+    """Until the log writer has written the component's last words and gone (it ends at end of input)."""
+    try:
+        writer = psutil.Process(record.log_writer) if record.log_writer else None
+        if writer is not None and str(record.log_path) in " ".join(writer.cmdline()):
+            writer.wait(timeout)
+    except (psutil.Error, OSError):
+        pass
 
 
 def _signal_group(pid: int, sig: signal.Signals) -> None:
