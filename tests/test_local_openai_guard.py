@@ -403,3 +403,38 @@ def test_the_endpoint_program_without_a_key_is_one_line_and_status_2(tmp_path):
     assert result.stderr.strip().splitlines() == [
         f"error: LOCAL_OPENAI_API_KEY is not set in {env_file} or the environment: run `python cli.py up` "
         "(it generates one) or set it yourself"]
+
+
+def test_a_transcription_whose_client_left_while_it_waited_never_runs():
+    """The real SpeechToText over a stand-in Whisper: one model, one decode at a time, the abandoned one skipped."""
+    from local_openai.stt import SpeechToText
+
+    class FakeWhisper:
+        def __init__(self):
+            self.hold, self.decoded = threading.Event(), []
+
+        def transcribe(self, audio, **options):
+            self.decoded.append(audio.size)
+            self.hold.wait(30)
+            return iter([type("Segment", (), {"text": "hello"})()]), None
+
+    stt = SpeechToText.__new__(SpeechToText)
+    stt.model_name, stt._model, stt._lock = "tiny.en", FakeWhisper(), threading.Lock()
+    server = Server(LOCAL_OPENAI_MAX_QUEUE="4")
+    server.models.stt = stt
+    try:
+        audio = silence("wav", "pcm_s16le", 8000, 1)
+        first = threading.Thread(target=transcribe, args=(server, audio))
+        first.start()
+        assert wait_for(lambda: len(stt._model.decoded) == 1)
+        with pytest.raises(httpx.ReadTimeout):
+            httpx.post(f"{server.url}/v1/audio/transcriptions", data={"model": "whisper-1"},
+                       files={"file": ("a.wav", audio)}, headers=AUTH, timeout=1.5)
+        time.sleep(0.5)
+        stt._model.hold.set()
+        first.join(20)
+        time.sleep(0.5)
+        assert len(stt._model.decoded) == 1, "the abandoned transcription was decoded"
+        assert transcribe(server, audio).json() == {"text": "hello"}
+    finally:
+        server.stop()
