@@ -438,3 +438,34 @@ def test_a_transcription_whose_client_left_while_it_waited_never_runs():
         assert transcribe(server, audio).json() == {"text": "hello"}
     finally:
         server.stop()
+
+
+def test_the_agents_own_requests_pass_every_check(server):
+    """livekit-plugins-openai as the agent builds them (agent/providers.py), with the key from the settings: a text
+    turn through the real assistant (its tools in the request), a synthesis and a transcription all get through."""
+    import asyncio
+
+    from livekit import rtc
+    from livekit.agents import AgentSession
+
+    from agent.assistant import PhoneAssistant
+    from agent.providers import build_plugins, choose_providers, session_connect_options
+    from agent.turn_policy import TurnPolicy
+
+    async def run():
+        choice = choose_providers(Settings.of(LOCAL_OPENAI_PORT=str(server.port), LOCAL_OPENAI_API_KEY=KEY))
+        stt, llm, tts = build_plugins(choice, stt_prompt="Thanks for calling Foo Bakery. We have rye bread.")
+        policy = TurnPolicy.load(Settings.of())
+        async with llm, AgentSession(llm=llm, conn_options=session_connect_options()) as session:
+            await session.start(PhoneAssistant(policy.profile, policy))
+            await session.run(user_input="Hello")
+        async with tts.synthesize("Hello there.") as stream:
+            frames = [event.frame async for event in stream]
+        heard = await stt.recognize([rtc.AudioFrame(bytes(32000), 16000, 1, 16000)])
+        await stt.aclose()
+        await tts.aclose()
+        return frames, heard.alternatives[0].text
+
+    frames, text = asyncio.run(run())
+    assert len(server.llama.evaluated) == 1  # the greeting went to the LLM, tools and all
+    assert frames and text == "hello" and server.models.stt.heard == [1.0]
