@@ -166,9 +166,13 @@ def create_app(models: Models, settings: Settings, bind_host: str = LOOPBACK) ->
     max_upload_mb = settings.local_openai_max_upload_mb
     max_upload_bytes = max_upload_mb * 2**20
     max_audio_s = settings.local_openai_max_audio_s
-    app = FastAPI(title="Local OpenAI-compatible endpoint", docs_url=None, redoc_url=None,
-                  max_body_size=MAX_JSON_BYTES)
-    app.add_middleware(Guard, api_key=settings.local_openai_api_key, extra_hosts=[bind_host])
+    # Body limits per route (max_body_size: counted as the body streams, chunked or not); a declared Content-Length
+    # past them is refused by the Guard before anything is read.
+    app = FastAPI(title="Local OpenAI-compatible endpoint", docs_url=None, redoc_url=None)
+    json_limit = (MAX_JSON_BYTES, f"{MAX_JSON_BYTES >> 10} KB", None)
+    app.add_middleware(Guard, api_key=settings.local_openai_api_key, extra_hosts=[bind_host], body_limits={
+        "/v1/audio/transcriptions": (max_upload_bytes + FORM_OVERHEAD_BYTES, f"{max_upload_mb} MB", "file"),
+        "/v1/chat/completions": json_limit, "/v1/audio/speech": json_limit})
     lanes = {kind: Lane(kind, settings.local_openai_max_queue) for kind in ("stt", "llm", "tts")}
     names = models.names()
 
@@ -267,7 +271,7 @@ def create_app(models: Models, settings: Settings, bind_host: str = LOOPBACK) ->
                     "text": text, "segments": []}
         return {"text": text}
 
-    @app.post("/v1/audio/speech")
+    @app.post("/v1/audio/speech", max_body_size=MAX_JSON_BYTES)
     async def speech(body: SpeechRequest):
         check_model(body.model, "tts", TTS_ALIASES)
         text, speed, response_format = body.input, body.speed, body.response_format
@@ -300,7 +304,7 @@ def create_app(models: Models, settings: Settings, bind_host: str = LOOPBACK) ->
 
         return LaneStream(wav_stream(), lanes["tts"], media_type="audio/wav")
 
-    @app.post("/v1/chat/completions")
+    @app.post("/v1/chat/completions", max_body_size=MAX_JSON_BYTES)
     async def chat_completions(body: ChatRequest, request: Request):
         check_model(body.model, "llm", LLM_ALIASES)
         messages = [message.model_dump(exclude_none=True) for message in body.messages]

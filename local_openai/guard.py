@@ -33,12 +33,16 @@ def host_name(host_header: str) -> str:
 class Guard:
     """ASGI middleware: Host, Origin, then the key; nothing reaches the app (or reads the body) before these pass."""
 
-    def __init__(self, app: ASGIApp, api_key: str, extra_hosts: Iterable[str] = ()) -> None:
+    def __init__(self, app: ASGIApp, api_key: str, extra_hosts: Iterable[str] = (),
+                 body_limits: dict[str, tuple[int, str, str | None]] | None = None) -> None:
+        """`body_limits`: path -> (bytes, what to say, the param to name), for a declared Content-Length (a body
+        that streams past its limit is cut off by the route's own limit, max_body_size)."""
         if not api_key:
             raise ValueError("the local endpoint needs an API key")
         self.app = app
         self.api_key = api_key.encode()
         self.hosts = LOOPBACK_HOSTS | {host_name(h) for h in extra_hosts if host_name(h) not in WILDCARDS}
+        self.body_limits = body_limits or {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -48,16 +52,16 @@ class Guard:
         if problem is None:
             await self.app(scope, receive, send)
             return
-        status, message, code = problem
-        body = json.dumps({"error": {"message": message, "type": "invalid_request_error", "param": None,
-                                     "code": code}}).encode()
+        status, message, code, *param = problem
+        body = json.dumps({"error": {"message": message, "type": "invalid_request_error",
+                                     "param": param[0] if param else None, "code": code}}).encode()
         headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
         if status == 401:
             headers.append((b"www-authenticate", b"Bearer"))
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 
-    def problem(self, scope: Scope) -> tuple[int, str, str] | None:
+    def problem(self, scope: Scope) -> tuple | None:
         headers = Headers(scope=scope)
         host = headers.get("host", "")
         if host_name(host) not in self.hosts:
@@ -77,6 +81,15 @@ class Guard:
         if not hmac.compare_digest(token.strip().encode(), self.api_key):
             return (401, "wrong API key: send LOCAL_OPENAI_API_KEY (from .env) as `Authorization: Bearer <key>`",
                     "invalid_api_key")
+        if scope["path"] in self.body_limits:
+            limit, words, param = self.body_limits[scope["path"]]
+            try:
+                declared = int(headers.get("content-length") or 0)
+            except ValueError:
+                return 400, "the Content-Length header is not a number", "invalid_content_length"
+            if declared > limit:
+                return 413, f"the request body is larger than {words}, the most this endpoint reads", \
+                    "body_too_large", param
         return None
 
 

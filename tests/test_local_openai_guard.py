@@ -215,7 +215,16 @@ def test_a_declared_oversized_body_is_refused_unread(server):
     answer, sent = raw_upload(server, "/v1/chat/completions", iter([b"{" * 1024] * 100),
                               {"Content-Type": "application/json", "Content-Length": str(50 << 20)})
     assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
+    assert b"larger than 1024 KB" in answer and b"application/json" in answer
     assert sent < 1 << 20
+    upload = post(server, "/v1/audio/transcriptions", data={"model": "whisper-1"},
+                  files={"file": ("big.wav", b"\0" * (2 << 20))})
+    assert upload.status_code == 413 and upload.json()["error"]["param"] == "file"
+    assert "larger than 1 MB" in upload.json()["error"]["message"]
+    # A wrong key on a big upload is still told so (and nothing is read).
+    wrong = httpx.post(f"{server.url}/v1/audio/transcriptions", data={"model": "whisper-1"},
+                       files={"file": ("big.wav", b"\0" * (2 << 20))}, headers={"Authorization": "Bearer no"})
+    assert wrong.status_code == 401 and wrong.json()["error"]["code"] == "invalid_api_key"
 
 
 def test_an_oversized_chunked_json_body_is_a_413(server):
