@@ -97,7 +97,8 @@ def _keep_logs(stack: RunningStack, name: str) -> None:
     """Copies the stack's logs next to the other test artifacts, for a failed CI run."""
     target = ARTIFACTS / "logs" / name
     try:
-        target.mkdir(parents=True, exist_ok=True, mode=0o700)
+        target.mkdir(parents=True, exist_ok=True)
+        os.chmod(target, 0o700)
         for log in stack.settings.log_dir.glob("*.log*"):
             copy = target / log.name
             copy.touch(mode=0o600)
