@@ -156,8 +156,9 @@ async def phone_call(ctx: JobContext) -> None:
         await apologize_and_hang_up(ctx, BUSY, "all lines busy")
         return
     if ctx.room.local_participant.attributes.get(REPEAT_CALLER_ATTRIBUTE):
-        log.warning("%s already has %d calls under way: turning this one away", caller_number,
-                    settings.agent_max_calls_per_caller)
+        log.warning("the caller already has %d calls under way: turning this one away (job %s)",
+                    settings.agent_max_calls_per_caller, ctx.job.id)
+        log.debug("%s already has %d calls under way", caller_number, settings.agent_max_calls_per_caller)
         await apologize_and_hang_up(ctx, ALREADY_CALLING, "too many calls from one number")
         return
 
