@@ -66,8 +66,8 @@ def cached_queries(texts: list[str], *, name: str) -> np.ndarray:
 
 def prepare_embeddings() -> None:
     """At install: the intent exemplars and the knowledge base's generic questions, embedded into the cache."""
-    from .intents import EXEMPLARS, read_labelled
-    from .knowledge import generic_questions
+    from .intents import EXEMPLARS, exemplar_vectors, read_labelled
+    from .knowledge import generic_question_vectors
 
-    cached_queries([text for text, _ in read_labelled(EXEMPLARS)], name="intent-exemplars")
-    cached_queries(generic_questions(), name="generic-questions")
+    exemplar_vectors(read_labelled(EXEMPLARS))
+    generic_question_vectors()

@@ -112,4 +112,9 @@ class IntentClassifier:
 def default_classifier() -> IntentClassifier:
     exemplars = read_labelled(EXEMPLARS)
     return IntentClassifier(exemplars=exemplars, embedder=shared_embedder(),
-                            exemplar_vectors=cached_queries([text for text, _ in exemplars], name="intent-exemplars"))
+                            exemplar_vectors=exemplar_vectors(exemplars))
+
+
+def exemplar_vectors(exemplars: list[tuple[str, str]]) -> np.ndarray:
+    """The exemplar bank's `query` vectors, from the cache that install fills."""
+    return cached_queries([text for text, _ in exemplars], name="intent-exemplars")

@@ -182,11 +182,11 @@ class KnowledgeBase:
         self.entries = tuple(entries)
         self.options = options
         if embedder is None and self.entries:
-            from .embeddings import cached_queries, shared_embedder
+            from .embeddings import shared_embedder
 
             embedder = shared_embedder()
             if background is None:
-                background = cached_queries(generic_questions(), name="generic-questions")
+                background = generic_question_vectors()
         self._embedder = embedder
         if not self.entries:
             return
@@ -229,13 +229,20 @@ class KnowledgeBase:
     def __len__(self) -> int:
         return len(self.entries)
 
+    def _views(self, query_vector: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per entry, the caller's similarity to its best question variant and to its answer; and the vector."""
+        query_vector = np.asarray(query_vector, dtype=np.float32).reshape(-1)
+        best_question = np.maximum.reduceat(self._question_vectors @ query_vector, self._question_starts)
+        return best_question, self._answer_vectors @ query_vector, query_vector
+
     def relevance(self, query_vector: np.ndarray) -> np.ndarray:
         """Each entry's relevance to the caller's (query-embedded) words; the threshold applies to these."""
         if not self.entries:
             return np.zeros(0, dtype=np.float32)
-        query_vector = np.asarray(query_vector, dtype=np.float32).reshape(-1)
-        best_question = np.maximum.reduceat(self._question_vectors @ query_vector, self._question_starts)
-        similarity = (best_question + self._answer_vectors @ query_vector + self._entry_vectors @ query_vector) / 3
+        return self._relevance(*self._views(query_vector))
+
+    def _relevance(self, best_question: np.ndarray, answer: np.ndarray, query_vector: np.ndarray) -> np.ndarray:
+        similarity = (best_question + answer + self._entry_vectors @ query_vector) / 3
         options = self.options
         others = similarity.sum() - similarity
         background = ((others + options.background_weight * options.background_similarity)
@@ -245,12 +252,14 @@ class KnowledgeBase:
     def nearer_than_background(self, query_vector: np.ndarray) -> np.ndarray:
         """Per entry: whether the caller's words are about as near it as to any generic question (True when there
         is no background, and for BUSINESS_FACTS items)."""
-        query_vector = np.asarray(query_vector, dtype=np.float32).reshape(-1)
+        return self._nearer_than_background(*self._views(query_vector))
+
+    def _nearer_than_background(self, best_question: np.ndarray, answer: np.ndarray,
+                                query_vector: np.ndarray) -> np.ndarray:
         if not len(self._background):
             return np.ones(len(self.entries), dtype=bool)
-        best_question = np.maximum.reduceat(self._question_vectors @ query_vector, self._question_starts)
-        nearest_view = np.maximum(best_question, self._answer_vectors @ query_vector)
-        near = nearest_view - (self._background @ query_vector).max() >= self.options.background_margin
+        nearest_generic = (self._background @ query_vector).max()
+        near = np.maximum(best_question, answer) - nearest_generic >= self.options.background_margin
         return near | self._stated_only
 
     def search(self, text: str, *, limit: int = 3, query_vector: np.ndarray | None = None) -> list[Match]:
@@ -263,8 +272,9 @@ class KnowledgeBase:
             if not text.strip():
                 return []
             query_vector = self._embedder.query([text])[0]
-        scores = self.relevance(query_vector)
-        accepted = (scores >= self.options.threshold) & self.nearer_than_background(query_vector)
+        views = self._views(query_vector)  # computed once for both tests
+        scores = self._relevance(*views)
+        accepted = (scores >= self.options.threshold) & self._nearer_than_background(*views)
         ranked = np.argsort(-scores, kind="stable")[:limit]
         return [Match(entry=self.entries[i], score=float(scores[i])) for i in ranked if accepted[i]]
 
@@ -278,6 +288,13 @@ def generic_questions(path: Path = GENERIC_QUESTIONS) -> list[str]:
     """Questions callers ask small businesses of many kinds: the background no business's entry should beat."""
     with path.open(newline="", encoding="utf-8") as file:
         return [row["question"] for row in csv.DictReader(file)]
+
+
+def generic_question_vectors() -> np.ndarray:
+    """The generic questions' `query` vectors, from the cache that install fills."""
+    from .embeddings import cached_queries
+
+    return cached_queries(generic_questions(), name="generic-questions")
 
 
 def vocabulary_of(entries: Sequence[Entry]) -> list[str]:
