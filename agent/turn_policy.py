@@ -147,12 +147,10 @@ class TurnPolicy:
         if intent.name == "hours":
             if self._schedule is None:
                 return Answer((f"Our opening hours: {self.profile.business_hours}.",), intent)
-            return self._said(answer_hours_question(words, schedule=self._schedule, now=self.now(),
-                                                    country=self.profile.business_country), intent)
+            return self._said(self._hours_answer(words), intent)
         if self._names_a_closed_day(words):
             # "Can I pick up bread on Monday?" asks about the business's hours too: the closure comes first.
-            return self._said(answer_hours_question(words, schedule=self._schedule, now=self.now(),
-                                                    country=self.profile.business_country), intent)
+            return self._said(self._hours_answer(words), intent)
         facts = tuple(match.entry.answer for match in self.knowledge.search(words, query_vector=vector))
         if facts and self.verbatim_answers:
             # The business's own answer, word for word: measured, the small models garble prices and policies
@@ -161,6 +159,10 @@ class TurnPolicy:
         if intent.name == "question" and not facts:
             return self._said(self.dont_know(), intent)
         return Answer(facts, intent)
+
+    def _hours_answer(self, words: str) -> str:
+        return answer_hours_question(words, schedule=self._schedule, now=self.now(),
+                                     country=self.profile.business_country)
 
     def _names_a_closed_day(self, words: str) -> bool:
         if self._schedule is None:
