@@ -14,7 +14,9 @@ from agent.turn_policy import (
     ASK_END,
     ASK_TRANSFER,
     NOT_ENDING,
+    OKAY,
     WAIT_REPLY,
+    YOURE_WELCOME,
     Act,
     Answer,
     Say,
@@ -71,8 +73,24 @@ def test_an_unsure_goodbye_is_asked_about_and_yes_ends_the_call():
     assert rules.decide(said("ok then", ASK_END, "no")).text == NOT_ENDING
 
 
-def test_a_yes_without_a_question_ends_nothing():
-    assert isinstance(policy({"yes": Intent("yes", 0.9)}).decide(said("hello", "Hi, how can I help?", "yes")), Answer)
+def test_a_yes_or_no_without_a_question_ends_nothing():
+    rules = policy({"yes": Intent("yes", 0.9), "no": Intent("no", 0.9)})
+    assert rules.decide(said("hello", "Hi, how can I help?", "yes")) == Say(OKAY, Intent("yes", 0.9))
+    assert rules.decide(said("hello", "Hi, how can I help?", "no")) == Say(OKAY, Intent("no", 0.9))
+
+
+def test_thanks_get_youre_welcome_and_the_callers_answer_decides_the_end():
+    rules = policy({"thanks": Intent("thanks", 0.9), "no": Intent("no", 0.9), "yes": Intent("yes", 0.9)})
+    assert rules.decide(said("thanks")) == Say(YOURE_WELCOME, Intent("thanks", 0.9))
+    assert YOURE_WELCOME.endswith(ASK_END)
+    assert rules.decide(said("thanks", YOURE_WELCOME, "no")).text == NOT_ENDING
+    assert rules.decide(said("thanks", YOURE_WELCOME, "yes")) == Act("end_call", Intent("yes", 0.9))
+
+
+def test_a_caller_who_asks_to_stay_on_the_line_is_told_so_and_nothing_ends():
+    rules = policy({"don't hang up": Intent("stay", 0.9)})
+    assert rules.decide(said("don't hang up")) == Say(NOT_ENDING, Intent("stay", 0.9))
+    assert isinstance(rules.allows("end_call", said("don't hang up")), Answer)
 
 
 def test_a_weak_action_intent_is_not_acted_on_or_asked_about():
