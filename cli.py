@@ -177,9 +177,12 @@ def logs(
 def _print_status(report: list[lifecycle.ComponentStatus]) -> None:
     table = Table("component", "state", "address", "version", "pid", "log")
     for item in report:
-        table.add_row(item.name, "[green]up[/]" if item.up else "[red]down[/]", item.address, item.version,
+        table.add_row(item.name, f"[{'green' if item.up else 'red'}]{item.state}[/]", item.address, item.version,
                       str(item.pid or "-"), item.log_path)
     out.print(table)
+    for item in report:
+        if item.problem:
+            out.print(escape(item.problem), highlight=False, soft_wrap=True)
     exposed = [(item.name, line) for item in report for line in item.exposed]
     if exposed:
         out.print("Reachable from other hosts (everything else listens on 127.0.0.1 only):", highlight=False)
