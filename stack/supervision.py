@@ -27,16 +27,40 @@ from .logs import private_dir
 from .processes import ProcessTable, log_tail
 from .settings import REPO_ROOT, Settings
 
+SOCKET = "supervisor.sock"
 SUPERVISORD = "supervisord"  # its pid file in <run_dir>/pids, and its own log
 WATCHDOG = "watchdog"
 START_RETRIES = 4  # after the first start: 5 starts in all
 STARTUP_S = 5  # a start that ends sooner counts as failed
 STOP_WAIT_S = 10  # SIGTERM, then this long, then SIGKILL to the component's process group
 SOCKET_PATH_MAX = 107  # sun_path
+NOTHING_LOGGED = "nothing logged"
 
 
 def socket_path(settings: Settings) -> Path:
-    return settings.run_dir / "supervisor.sock"
+    return settings.run_dir / SOCKET
+
+
+def _rpc(run_dir: Path):
+    """supervisord's XML-RPC interface (a new connection each time: one that failed cannot be used again)."""
+    transport = SupervisorTransport(None, None, serverurl=f"unix://{run_dir / SOCKET}")
+    return xmlrpc.client.ServerProxy("http://127.0.0.1", transport=transport).supervisor
+
+
+def running_programs(run_dir: Path) -> dict[str, psutil.Process]:
+    """Each program supervisord runs now in this run folder (the components and the watchdog), by name."""
+    try:
+        programs = _rpc(run_dir).getAllProcessInfo()
+    except (OSError, xmlrpc.client.Error):
+        return {}
+    running = {}
+    for program in programs:
+        try:
+            if program["pid"]:
+                running[program["name"]] = psutil.Process(program["pid"])
+        except psutil.NoSuchProcess:
+            pass
+    return running
 
 
 def config_path(settings: Settings) -> Path:
@@ -123,9 +147,7 @@ class Supervisor:
 
     @property
     def rpc(self):
-        """supervisord's XML-RPC interface (a new connection each time: one that failed cannot be used again)."""
-        transport = SupervisorTransport(None, None, serverurl=f"unix://{socket_path(self.settings)}")
-        return xmlrpc.client.ServerProxy("http://127.0.0.1", transport=transport).supervisor
+        return _rpc(self.settings.run_dir)
 
     def process(self) -> psutil.Process | None:
         return self.table.running(SUPERVISORD)
@@ -215,7 +237,7 @@ def last_error(settings: Settings, name: str) -> str:
         line = line.strip()
         if line and not line.startswith("--- "):
             return line[:300]
-    return "nothing logged"
+    return NOTHING_LOGGED
 
 
 def stopped_note_path(settings: Settings, name: str) -> Path:
@@ -228,7 +250,9 @@ def problem(settings: Settings, name: str, info: dict | None) -> str:
         return ""
     log = log_path(settings, name)
     if info["statename"] == "FATAL":
-        error = info.get("spawnerr") or last_error(settings, name)
+        error = last_error(settings, name)  # its own complaint; supervisord's spawnerr only says "exited too quickly"
+        if error == NOTHING_LOGGED:
+            error = info.get("spawnerr") or error
         return (f"{name}: stopped after {START_RETRIES + 1} failed starts (each ended within {STARTUP_S} s); "
                 f"last error: {error}; see {log}")
     if info["statename"] in ("STOPPED", "EXITED"):
