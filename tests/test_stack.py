@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import signal
 import socket
 import stat
 import subprocess
+import time
 
 import psutil
 import pytest
@@ -77,6 +80,33 @@ def test_trunk_and_rule_survive_a_restart_of_the_servers(own_stack):
     status = own_stack.cli("sip", "status")
     assert status.returncode == 0, status.stdout + status.stderr
     assert "our trunk" in status.stdout and "+15550111" in status.stdout
+
+
+def test_trunk_and_rule_survive_redis_killed_and_come_back_when_its_data_is_lost(own_stack):
+    """redis killed (-9) is restarted by supervision with its append-only file: the trunk and rule are still there.
+    Its data lost: the next `up` provisions them again from the settings that `sip setup` saved."""
+    assert own_stack.cli("up", *SERVERS).returncode == 0
+    time.sleep(1.5)  # appendfsync everysec: what `sip setup` wrote is on disk within a second
+    redis = next(item for item in json.loads(own_stack.cli("status", "--json").stdout) if item["name"] == "redis")
+    os.kill(redis["pid"], signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while True:
+        status = own_stack.cli("sip", "status")
+        if status.returncode == 0 or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    assert status.returncode == 0, status.stdout + status.stderr
+    assert "our trunk" in status.stdout and "+15550111" in status.stdout
+    after = {item["name"]: item for item in json.loads(own_stack.cli("status", "--json").stdout)}
+    assert after["redis"]["up"] and after["redis"]["pid"] != redis["pid"]
+
+    assert own_stack.cli("down").returncode == 0
+    shutil.rmtree(own_stack.run_dir / "redis")
+    again = own_stack.cli("up", *SERVERS)
+    assert again.returncode == 0, again.stderr
+    assert "create inbound trunk" in again.stdout and "create dispatch rule" in again.stdout
+    status = own_stack.cli("sip", "status")
+    assert status.returncode == 0 and "+15550111" in status.stdout, status.stdout + status.stderr
 
 
 def test_generated_credentials_are_private_and_strong(tmp_path):
