@@ -153,9 +153,12 @@ class Supervisor:
         return self.table.running(SUPERVISORD)
 
     def ensure_running(self) -> None:
-        """Starts supervisord for this run folder unless it runs; waits until it answers on its socket."""
+        """Starts supervisord for this run folder unless it runs; waits until it answers on its socket. (A running
+        one keeps the config it read: a changed LOG_MAX_MB applies after `down`.)"""
         write_config(self.settings)
-        private_dir(self.settings.log_dir)
+        for log in private_dir(self.settings.log_dir).iterdir():  # supervisord appends to a log as it finds it
+            if log.is_file():
+                os.chmod(log, 0o600)
         if self.process() is None:
             socket_path(self.settings).unlink(missing_ok=True)
             record = self.table.start(
@@ -168,8 +171,6 @@ class Supervisor:
                     raise StackError(f"supervisord did not start; see {record.log_path}. Last lines:\n"
                                      + log_tail(record.log_path))
                 time.sleep(0.1)
-        else:
-            self.rpc.reloadConfig()  # the config names the same programs; this picks up a changed log size
 
     def _answers(self) -> bool:
         try:
