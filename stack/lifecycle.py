@@ -179,7 +179,7 @@ def status(settings: Settings, names: list[str] | None = None) -> list[Component
         report.append(ComponentStatus(
             name=component.name,
             up=healthy,
-            state=_state(info, healthy),
+            state=_state(component, info, healthy),
             address=component.address(settings),
             version=component.version(settings),
             pid=info["pid"] if info and info["pid"] else None,
@@ -190,12 +190,14 @@ def status(settings: Settings, names: list[str] | None = None) -> list[Component
     return report
 
 
-def _state(info: dict | None, healthy: bool) -> str:
-    """up, unhealthy (running, failing its health check), starting, restarting (waiting to retry), failed (given
-    up: `problem` says why) or down."""
+def _state(component: Component, info: dict | None, healthy: bool) -> str:
+    """up, starting (not yet healthy, within its health_timeout), unhealthy (running, failing its health check),
+    restarting (waiting to start again), failed (given up: `problem` says why) or down."""
     if info is None:
         return "down"
     if healthy:
         return "up"
+    if info["statename"] == "RUNNING" and info["now"] - info["start"] < component.health_timeout:
+        return "starting"
     return {"RUNNING": "unhealthy", "STARTING": "starting", "BACKOFF": "restarting",
             "STOPPING": "stopping", "FATAL": "failed"}.get(info["statename"], "down")
