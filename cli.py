@@ -174,6 +174,22 @@ def logs(
     out.print("\n".join(path.read_text(errors="replace").splitlines()[-lines:]), markup=False, highlight=False)
 
 
+@app.command()
+def systemd(
+    output: Annotated[Path, typer.Option(help="Folder to write the unit file into.")] = Path("."),
+    user: Annotated[str | None, typer.Option(help="The user the stack runs as (default: you).")] = None,
+):
+    """Write a systemd unit that starts the stack at boot (`cli.py up`) and restarts it if supervisord dies."""
+    from stack.systemd import UNIT_NAME, unit
+
+    settings = Settings.load()
+    output.mkdir(parents=True, exist_ok=True)
+    path = output / UNIT_NAME
+    path.write_text(unit(settings, user))
+    out.print(f"Wrote {path}. Install it:  sudo cp {path} /etc/systemd/system/ && sudo systemctl daemon-reload && "
+              f"sudo systemctl enable --now {UNIT_NAME}", highlight=False, soft_wrap=True)
+
+
 def _print_status(report: list[lifecycle.ComponentStatus]) -> None:
     table = Table("component", "state", "address", "version", "pid", "log")
     for item in report:

@@ -63,6 +63,10 @@ def running_programs(run_dir: Path) -> dict[str, psutil.Process]:
     return running
 
 
+def pid_file_path(settings: Settings) -> Path:
+    return settings.run_dir / "supervisord.pid"
+
+
 def config_path(settings: Settings) -> Path:
     return settings.run_dir / "supervisord.conf"
 
@@ -112,7 +116,7 @@ def write_config(settings: Settings) -> None:
         "nodaemon=true",  # detached already: ProcessTable starts it in a session of its own, output to its log
         "logfile=/dev/null",
         "logfile_maxbytes=0",
-        f"pidfile={_ini(settings.run_dir / 'supervisord.pid')}",
+        f"pidfile={_ini(pid_file_path(settings))}",
         f"childlogdir={_ini(settings.log_dir)}",
         "",
         "[unix_http_server]",

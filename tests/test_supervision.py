@@ -12,6 +12,7 @@ import json
 import os
 import re
 import signal
+import subprocess
 import time
 
 import psutil
@@ -135,3 +136,20 @@ def test_down_stops_everything_and_supervisord(own_stack):
     assert left == [], left
     assert not socket_file.exists()
     assert own_stack.cli("down").stdout.strip() == "Nothing was running."
+
+
+@pytest.mark.unit
+def test_the_systemd_unit_runs_up_and_down_and_is_valid(tmp_path):
+    stack = make_stack_dir(tmp_path / "odd % \"name\"", 23600)
+    result = stack.cli("systemd", "--output", str(tmp_path / "units"), "--user", "root")
+    assert result.returncode == 0, result.stderr
+    unit_file = tmp_path / "units" / "phone-assistant.service"
+    text = unit_file.read_text()
+    pid_file = str(stack.run_dir / "supervisord.pid").replace("%", "%%")
+    assert "Type=forking" in text and f"PIDFile={pid_file}\n" in text
+    assert re.search(r'^ExecStart=".*python[\d.]*" ".*/cli\.py" up$', text, re.M)
+    assert re.search(r'^ExecStop=".*python[\d.]*" ".*/cli\.py" down$', text, re.M)
+    assert '%% \\"name\\"' in text  # systemd's specifier and quote escaped in the Environment line
+    verify = subprocess.run(["systemd-analyze", "verify", str(unit_file)], capture_output=True, text=True)
+    problems = [line for line in verify.stderr.splitlines() if str(unit_file) in line]
+    assert problems == [], verify.stderr
