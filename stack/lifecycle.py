@@ -102,6 +102,10 @@ def _up(settings: Settings, names: list[str] | None) -> list[ComponentStatus]:
             if component.healthy(settings):
                 say(f"{component.name}: already running")
                 continue
+            if info["statename"] != "BACKOFF" and info["now"] - info["start"] < component.health_timeout:
+                _wait_until_healthy(settings, supervisor, component, info["start"] + component.health_timeout
+                                    - info["now"])  # started (again) lately: give it the rest of its time
+                continue
             supervisor.stop(component.name)  # ours, but not answering: start it afresh
         _start(settings, supervisor, component)
     return status(settings, [c.name for c in components])
@@ -125,9 +129,13 @@ def _start(settings: Settings, supervisor: Supervisor, component: Component) -> 
     supervision.write_launch_spec(settings, component)
     supervision.stopped_note_path(settings, component.name).unlink(missing_ok=True)
     supervisor.start(component.name)
+    _wait_until_healthy(settings, supervisor, component, component.health_timeout)
+
+
+def _wait_until_healthy(settings: Settings, supervisor: Supervisor, component: Component, timeout: float) -> None:
     path = log_path(settings, component)
-    say(f"{component.name}: starting under supervisord, waiting up to {component.health_timeout:.0f} s for health")
-    deadline = time.monotonic() + component.health_timeout
+    say(f"{component.name}: starting under supervisord, waiting up to {timeout:.0f} s for health")
+    deadline = time.monotonic() + timeout
     last_note = time.monotonic()
     while time.monotonic() < deadline:
         if component.healthy(settings):
@@ -138,13 +146,13 @@ def _start(settings: Settings, supervisor: Supervisor, component: Component) -> 
             line = supervision.problem(settings, component.name, info) or f"{component.name} stopped during start-up"
             raise StackError(f"{line}. Last lines:\n{log_tail(path)}")
         if time.monotonic() - last_note > 10:
-            waited = time.monotonic() - deadline + component.health_timeout
+            waited = time.monotonic() - deadline + timeout
             latest = log_tail(path, 1).strip()[:160]
             say(f"{component.name}: still starting ({waited:.0f} s, {info['statename'].lower()}): {latest}")
             last_note = time.monotonic()
         time.sleep(0.25)
     raise StackError(
-        f"{component.name} did not become healthy within {component.health_timeout:.0f} s; see {path}. "
+        f"{component.name} did not become healthy within {timeout:.0f} s; see {path}. "
         "Last lines:\n" + log_tail(path)
     )
 
