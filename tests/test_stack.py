@@ -130,6 +130,8 @@ def test_down_stops_only_what_up_started(own_stack):
 
 def test_taken_port_is_one_clear_line(own_stack):
     with socket.socket() as squatter:
+        # As servers bind: connections an earlier test's redis left in TIME-WAIT on this port do not stop it.
+        squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         squatter.bind(("127.0.0.1", 23000))
         squatter.listen()
         result = own_stack.cli("up", "--only", "redis")
