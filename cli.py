@@ -174,12 +174,31 @@ def logs(
     out.print("\n".join(path.read_text(errors="replace").splitlines()[-lines:]), markup=False, highlight=False)
 
 
+@app.command()
+def systemd(
+    output: Annotated[Path, typer.Option(help="Folder to write the unit file into.")] = Path("."),
+    user: Annotated[str | None, typer.Option(help="The user the stack runs as (default: you).")] = None,
+):
+    """Write a systemd unit that starts the stack at boot (`cli.py up`) and restarts it if supervisord dies."""
+    from stack.systemd import UNIT_NAME, unit
+
+    settings = Settings.load()
+    output.mkdir(parents=True, exist_ok=True)
+    path = output / UNIT_NAME
+    path.write_text(unit(settings, user))
+    out.print(f"Wrote {path}. Install it:  sudo cp {path} /etc/systemd/system/ && sudo systemctl daemon-reload && "
+              f"sudo systemctl enable --now {UNIT_NAME}", highlight=False, soft_wrap=True)
+
+
 def _print_status(report: list[lifecycle.ComponentStatus]) -> None:
     table = Table("component", "state", "address", "version", "pid", "log")
     for item in report:
-        table.add_row(item.name, "[green]up[/]" if item.up else "[red]down[/]", item.address, item.version,
+        table.add_row(item.name, f"[{'green' if item.up else 'red'}]{item.state}[/]", item.address, item.version,
                       str(item.pid or "-"), item.log_path)
     out.print(table)
+    for item in report:
+        if item.problem:
+            out.print(escape(item.problem), highlight=False, soft_wrap=True)
     exposed = [(item.name, line) for item in report for line in item.exposed]
     if exposed:
         out.print("Reachable from other hosts (everything else listens on 127.0.0.1 only):", highlight=False)

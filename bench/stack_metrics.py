@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import psutil
 
-from stack.processes import ProcessTable
+from stack.supervision import running_programs
 
 TURN_METRICS = re.compile(r"turn metrics (\{.*?\})(?:\"|$)")
 AGENT_STAGES = ("end_of_turn_delay", "transcription_delay", "llm_node_ttft", "tts_node_ttfb", "e2e_latency")
@@ -63,7 +63,7 @@ class ProcessSampler:
     """CPU use (in cores) and peak RSS of each running component's process tree, sampled in the background."""
 
     def __init__(self, run_dir: Path, interval: float = 0.5):
-        self.table = ProcessTable(run_dir)
+        self.run_dir = run_dir
         self.interval = interval
         self.peak_rss: dict[str, int] = {}
         self._cpu_start: dict[str, float] = {}
@@ -72,13 +72,11 @@ class ProcessSampler:
 
     def _trees(self) -> dict[str, list[psutil.Process]]:
         trees = {}
-        for pid_file in sorted(self.table.pid_dir.glob("*.json")):
-            name = pid_file.stem
-            if (root := self.table.running(name)) is not None:
-                try:
-                    trees[name] = [root, *root.children(recursive=True)]
-                except psutil.Error:
-                    pass
+        for name, root in sorted(running_programs(self.run_dir).items()):
+            try:
+                trees[name] = [root, *root.children(recursive=True)]
+            except psutil.Error:
+                pass
         return trees
 
     @staticmethod

@@ -37,7 +37,6 @@ class Component:
     # What faces other hosts, for `status`.
     exposed: Callable[[Settings], list[phone_line.Exposure]] = lambda s: []
     health_timeout: float = 30.0
-    supervised: bool = False  # restarted by stack.supervise when it exits
     wants: tuple[str, ...] = field(default_factory=tuple)
 
 
@@ -58,7 +57,7 @@ def _redis_ping(settings: Settings) -> bool:
 
 
 def _logged_since_start(settings: Settings, name: str, text: str) -> bool:
-    """Whether the component's log shows `text` after the last start marker that ProcessTable.start writes (in
+    """Whether the component's log shows `text` after the last start marker that stack/launch.py writes (in
     the log, or the rotated files before it)."""
     return text in logs.since_start(settings.log_dir / f"{name}.log", settings.log_backups)
 
@@ -222,15 +221,13 @@ AGENT = Component(
     ports=lambda s: {s.agent_http_port: "AGENT_HTTP_PORT"},
     address=lambda s: f"http://{LOOPBACK}:{s.agent_http_port}/",
     # `main.py start` gives up (exit 0) after 16 failed connection attempts, so a supervisor restarts it.
-    command=lambda s: _python("-m", "stack.supervise", "agent", "--",
-                              sys.executable, str(REPO_ROOT / "main.py"), "start"),
+    command=lambda s: _python(str(REPO_ROOT / "main.py"), "start"),
     # The worker's HTTP health says OK before it has registered with the server; the log says when it has.
     healthy=lambda s: _http_ok(f"http://{LOOPBACK}:{s.agent_http_port}/")
     and _logged_since_start(s, "agent", "registered worker"),
     version=lambda s: _package_version("livekit-agents"),
     install=_prepare_agent_models,
     health_timeout=120.0,
-    supervised=True,
     wants=("livekit-server",),
 )
 

@@ -10,21 +10,25 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import supervision
 from .binaries import say
 from .components import ALL, Component, wanted_components
 from .errors import StackError
 from .processes import ProcessTable, ensure_port_free, log_tail
-from .settings import REPO_ROOT, Settings
+from .settings import Settings
+from .supervision import Supervisor
 
 
 @dataclass(frozen=True)
 class ComponentStatus:
     name: str
     up: bool
+    state: str  # lifecycle._state
     address: str
     version: str
     pid: int | None
     log_path: str
+    problem: str  # one line when supervision gave up on it (supervision.problem)
     # What faces other hosts ("SIP udp+tcp 203.0.113.10:5060"); empty: loopback only.
     exposed: list[str] = field(default_factory=list)
 
@@ -76,85 +80,132 @@ def exclusive(settings: Settings, command: str) -> Iterator[None]:
 
 
 def up(settings: Settings, names: list[str] | None = None) -> list[ComponentStatus]:
-    """Starts every wanted component that is not already running, in dependency order, each one healthy first."""
+    """Starts every wanted component that is not already running under the run folder's supervisord (started
+    first if need be), in dependency order, each one healthy first."""
     with exclusive(settings, "up"):
         return _up(settings, names)
 
 
 def _up(settings: Settings, names: list[str] | None) -> list[ComponentStatus]:
-    table = ProcessTable(settings.run_dir)
     components = wanted_components(settings, names)
     for component in components:
         component.check(settings)
     install(settings, [c.name for c in components])
+    _stop_unsupervised(settings)
+    if not components:
+        return []
+    supervisor = Supervisor(settings)
+    supervisor.ensure_running()
     for component in components:
-        if table.running(component.name):
+        info = supervisor.info(component.name)
+        if info and info["statename"] in ("RUNNING", "STARTING", "BACKOFF"):
             if component.healthy(settings):
                 say(f"{component.name}: already running")
                 continue
-            table.stop(component.name)  # ours, but not answering: start it afresh
-        _start(settings, table, component)
+            if info["statename"] != "BACKOFF" and info["now"] - info["start"] < component.health_timeout:
+                _wait_until_healthy(settings, supervisor, component, info["start"] + component.health_timeout
+                                    - info["now"])  # started (again) lately: give it the rest of its time
+                continue
+            supervisor.stop(component.name)  # ours, but not answering: start it afresh
+        _start(settings, supervisor, component)
     return status(settings, [c.name for c in components])
 
 
-def _start(settings: Settings, table: ProcessTable, component: Component) -> None:
+def _stop_unsupervised(settings: Settings) -> None:
+    """Components an older version started on their own (a pid file each) are stopped: supervisord runs them now."""
+    table = ProcessTable(settings.run_dir)
+    for component in ALL:
+        if table.stop(component.name):
+            say(f"{component.name}: stopped the copy started without supervision")
+
+
+def _start(settings: Settings, supervisor: Supervisor, component: Component) -> None:
     for port, key in component.ports(settings).items():
         ensure_port_free(port, component.name, key)
     for port, key in component.udp_ports(settings).items():
         ensure_port_free(port, component.name, key, udp=True)
     for address, port, udp, address_key, port_key in component.other_ports(settings):
         ensure_port_free(port, component.name, port_key, udp=udp, address=address, address_key=address_key)
-    env = settings.env_for_processes() | component.extra_env(settings)
-    record = table.start(component.name, component.command(settings), env, log_path(settings, component), REPO_ROOT,
-                         log_max_bytes=settings.log_max_mb << 20, log_backups=settings.log_backups)
-    say(f"{component.name}: starting (pid {record.pid}), waiting up to {component.health_timeout:.0f} s for health")
-    deadline = time.monotonic() + component.health_timeout
+    supervision.write_launch_spec(settings, component)
+    supervision.stopped_note_path(settings, component.name).unlink(missing_ok=True)
+    supervisor.start(component.name)
+    _wait_until_healthy(settings, supervisor, component, component.health_timeout)
+
+
+def _wait_until_healthy(settings: Settings, supervisor: Supervisor, component: Component, timeout: float) -> None:
+    path = log_path(settings, component)
+    say(f"{component.name}: starting under supervisord, waiting up to {timeout:.0f} s for health")
+    deadline = time.monotonic() + timeout
     last_note = time.monotonic()
     while time.monotonic() < deadline:
         if component.healthy(settings):
             say(f"{component.name}: healthy at {component.address(settings)}")
             return
-        if record.process() is None:
-            raise StackError(
-                f"{component.name} exited during start-up; see {record.log_path}. Last lines:\n"
-                + log_tail(record.log_path)
-            )
+        info = supervisor.info(component.name)
+        if info is None or info["statename"] in ("FATAL", "STOPPED", "EXITED"):
+            line = supervision.problem(settings, component.name, info) or f"{component.name} stopped during start-up"
+            raise StackError(f"{line}. Last lines:\n{log_tail(path)}")
         if time.monotonic() - last_note > 10:
-            waited = time.monotonic() - deadline + component.health_timeout
-            latest = log_tail(record.log_path, 1).strip()[:160]
-            say(f"{component.name}: still starting ({waited:.0f} s): {latest}")
+            waited = time.monotonic() - deadline + timeout
+            latest = log_tail(path, 1).strip()[:160]
+            say(f"{component.name}: still starting ({waited:.0f} s, {info['statename'].lower()}): {latest}")
             last_note = time.monotonic()
         time.sleep(0.25)
     raise StackError(
-        f"{component.name} did not become healthy within {component.health_timeout:.0f} s; see {record.log_path}. "
-        "Last lines:\n" + log_tail(record.log_path)
+        f"{component.name} did not become healthy within {timeout:.0f} s; see {path}. "
+        "Last lines:\n" + log_tail(path)
     )
 
 
 def down(settings: Settings, names: list[str] | None = None) -> list[str]:
-    """Stops what `up` started (by our pid files), last started first; returns the names that were running."""
+    """Stops what `up` started: the named components, or everything and supervisord with it; returns the names
+    that were running."""
     with exclusive(settings, "down"):
-        table = ProcessTable(settings.run_dir)
-        chosen = [c for c in ALL if not names or c.name in names]
+        supervisor = Supervisor(settings)
         stopped = []
-        for component in reversed(chosen):
-            if table.stop(component.name):
+        if names:
+            for component in reversed([c for c in ALL if c.name in names]):
+                if supervisor.process() is not None and supervisor.stop(component.name):
+                    stopped.append(component.name)
+        else:
+            stopped = supervisor.shutdown()
+        table = ProcessTable(settings.run_dir)
+        for component in reversed(ALL):  # started by an older version, without supervision
+            if (not names or component.name in names) and table.stop(component.name):
                 stopped.append(component.name)
         return stopped
 
 
 def status(settings: Settings, names: list[str] | None = None) -> list[ComponentStatus]:
-    table = ProcessTable(settings.run_dir)
+    supervisor = Supervisor(settings)
     report = []
     for component in wanted_components(settings, names):
-        process = table.running(component.name)
+        info = supervisor.info(component.name)
+        # STARTING: supervisord waits STARTUP_S before it calls a start good; healthy before that is up all the same.
+        running = info is not None and info["statename"] in ("RUNNING", "STARTING")
+        healthy = running and component.healthy(settings)
         report.append(ComponentStatus(
             name=component.name,
-            up=process is not None and component.healthy(settings),
+            up=healthy,
+            state=_state(component, info, healthy),
             address=component.address(settings),
             version=component.version(settings),
-            pid=process.pid if process else None,
+            pid=info["pid"] if info and info["pid"] else None,
             log_path=str(log_path(settings, component)),
+            problem=supervision.problem(settings, component.name, info),
             exposed=[exposure.describe() for exposure in component.exposed(settings)],
         ))
     return report
+
+
+def _state(component: Component, info: dict | None, healthy: bool) -> str:
+    """up, starting (not yet healthy, within its health_timeout), unhealthy (running, failing its health check),
+    restarting (waiting to start again), failed (given up: `problem` says why) or down."""
+    if info is None:
+        return "down"
+    if healthy:
+        return "up"
+    if info["statename"] == "RUNNING" and info["now"] - info["start"] < component.health_timeout:
+        return "starting"
+    return {"RUNNING": "unhealthy", "STARTING": "starting", "BACKOFF": "restarting",
+            "STOPPING": "stopping", "FATAL": "failed"}.get(info["statename"], "down")

@@ -73,7 +73,7 @@ class ProcessTable:
             # A session of its own: `cli.py up` returns and the process lives on; `down` stops its whole group.
             popen = subprocess.Popen(
                 argv, env=env, cwd=cwd, stdout=output, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                start_new_session=True,
+                start_new_session=True, umask=0o077,  # what it creates (supervisord: the components' logs) is private
             )
         finally:
             os.close(output)
