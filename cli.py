@@ -131,7 +131,8 @@ def _up(settings: Settings, dev: bool, only: list[str] | None, provision: bool) 
 
 @app.command()
 def install(
-    test_tools: Annotated[bool, typer.Option(help="Also the tools the test suite drives (SIPp, iproute2).")] = False,
+    test_tools: Annotated[bool, typer.Option(
+        help="Also the tools the test suite drives (SIPp, iproute2, PostgreSQL).")] = False,
 ):
     """Install and build everything the stack runs (Debian packages, livekit-server, livekit-sip), then stop."""
     settings = Settings.load()

@@ -103,6 +103,15 @@ def _strip(text: str) -> str:
     return text.strip()
 
 
+DATABASE_SCHEMES = ("postgresql", "postgres", "postgresql+psycopg", "sqlite")
+
+
+def _database_url(url: str) -> str:
+    if url and urlparse(url).scheme not in DATABASE_SCHEMES:
+        raise ValueError("not a database URL")
+    return url
+
+
 Port = Annotated[int, Field(ge=1, le=65535), Allowed("a port number 1-65535")]
 PortRange = Annotated[tuple[int, int], NoDecode, BeforeValidator(_port_range),
                       PlainSerializer(lambda ports: f"{ports[0]}-{ports[1]}"),
@@ -210,6 +219,16 @@ class Settings(BaseSettings):
     # Calls at once from one caller number; more are told so and let go (0: no limit).
     agent_max_calls_per_caller: Annotated[int, Field(ge=0), Allowed("a whole number, 0 or more")] = 2
     agent_max_chat_chars: Annotated[int, Field(ge=1, le=100000), Allowed("a whole number, 1 or more")] = 500
+
+    # --- The call store (calls/): every call, its turns, and optionally its audio -----------------------------------
+    # Empty: the SQLite file <run dir>/calls.sqlite3. postgresql://user:password@host:port/db: that PostgreSQL server.
+    database_url: Annotated[str, AfterValidator(_strip), AfterValidator(_database_url),
+                            Allowed("a postgresql://user:password@host/db or sqlite:///path URL, or empty")] = ""
+    # Record each call's audio (caller and assistant on separate channels) into <run dir>/recordings/. Off by
+    # default: callers must be told they are recorded where the law asks for it (README, "Call records").
+    record_calls: Flag = False
+    # Recordings older than this many days are deleted (0: kept until deleted by hand).
+    record_retention_days: Annotated[int, Field(ge=0, le=36500), Allowed("a whole number of days, 0 or more")] = 30
 
     # --- The business (agent/business.py: a key set here wins over the same key in the BUSINESS_CONFIG file) ---------
     business_name: str = "Example Company"
@@ -340,6 +359,11 @@ class Settings(BaseSettings):
     @property
     def log_dir(self) -> Path:
         return self.run_dir / "logs"
+
+    @property
+    def recordings_dir(self) -> Path:
+        """Where call recordings are kept (RECORD_CALLS)."""
+        return self.run_dir / "recordings"
 
     @property
     def bin_dir(self) -> Path:
