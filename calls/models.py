@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import enum
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
@@ -25,6 +26,15 @@ class EndReason(enum.StrEnum):
     max_duration = "max_duration"                # the trunk's maximum call duration reached
     silence = "silence"                          # nobody spoke for AGENT_SILENCE_TIMEOUT twice
     rejected_repeat_caller = "rejected_repeat_caller"  # the caller already had AGENT_MAX_CALLS_PER_CALLER calls
+
+
+# Told by the code that ends a call, just before it does, why (the session's close reason cannot tell a goodbye from
+# a transfer); None withdraws it (a transfer that failed). The agent's call record keeps the last one.
+EndNote = Callable[[EndReason | None, str | None], None]
+
+
+def no_note(_reason: EndReason | None, _detail: str | None = None) -> None:
+    """The EndNote where no call is recorded (tests, the prompt-cache warm-up)."""
 
 
 class CallKind(enum.StrEnum):

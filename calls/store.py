@@ -25,6 +25,8 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
+from stack.errors import StackError
+
 from .models import Call, CallKind, EndReason, Role, Turn, WebhookState, now
 
 log = logging.getLogger("calls")
@@ -34,7 +36,7 @@ SQLITE_FILE = "calls.sqlite3"
 MIGRATION_LOCK_KEY = 0x63616C6C73746F72  # "callstor"
 
 
-class CallStoreError(RuntimeError):
+class CallStoreError(StackError):
     """The store cannot be opened or used; the message is one line, with no password in it."""
 
 
@@ -169,6 +171,14 @@ class CallStore:
                              intent_confidence=intent_confidence, tool_name=tool_name, tool_args=tool_args,
                              metrics=metrics or None))
             return seq
+
+    def set_turn_intent(self, call_id: str, seq: int, intent: str | None, confidence: float | None) -> None:
+        """The intent of a turn written before it was decided."""
+        with self._session() as session:
+            done = session.execute(update(Turn).where(Turn.call_id == call_id, Turn.seq == seq).values(
+                intent=intent, intent_confidence=confidence))
+            if done.rowcount == 0:
+                raise UnknownCall(f"no turn {seq} in call {call_id}")
 
     def end_call(self, call_id: str, reason: EndReason | str, detail: str | None = None,
                  at: datetime | None = None) -> bool:
