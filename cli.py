@@ -2,6 +2,7 @@
 
     python cli.py up | down | status | logs
     python cli.py sip setup | list | teardown | status
+    python cli.py calls list | show ID | export
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from calls.command import calls_app
 from sip import carriers, provisioning
 from stack import lifecycle, phone_line
 from stack.binaries import TEST_TOOL_PACKAGES, ensure_debian_packages
@@ -32,6 +34,7 @@ sip_app = typer.Typer(help="Provision and inspect the inbound SIP trunk and disp
 app.add_typer(sip_app, name="sip")
 kb_app = typer.Typer(help="Check the business's knowledge base ([[faq]] entries).", no_args_is_help=True)
 app.add_typer(kb_app, name="kb")
+app.add_typer(calls_app, name="calls")
 # Wide when piped (logs, tests), so tables keep whole IDs and paths.
 out = Console(width=None if sys.stdout.isatty() else 200)
 err = Console(stderr=True, width=None if sys.stderr.isatty() else 200)
@@ -419,7 +422,7 @@ def main() -> None:
         err.print(f"[red]error:[/] {escape(str(error))}", highlight=False, soft_wrap=True)
         sys.exit(2)
     except StackError as error:
-        err.print(f"[red]error:[/] {escape(str(error))}", highlight=False)
+        err.print(f"[red]error:[/] {escape(str(error))}", highlight=False, soft_wrap=True)
         sys.exit(1)
     except KeyboardInterrupt:
         sys.exit(130)

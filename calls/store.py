@@ -90,7 +90,9 @@ class CallStore:
                     connection.execute(text("SELECT 1"))
         except SQLAlchemyError as error:
             engine.dispose()
-            raise CallStoreError(f"the call store at {store.url} is unreachable: {_first_line(error)}") from None
+            where = "DATABASE_URL" if url.get_backend_name() != "sqlite" else "the run folder"
+            raise CallStoreError(f"the call store at {store.url} is unreachable (check {where}): "
+                                 f"{_first_line(error)}") from None
         return store
 
     @property

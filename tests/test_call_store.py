@@ -2,48 +2,23 @@
 
 from __future__ import annotations
 
-import itertools
 import json
 import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import create_engine, inspect, text
+from sqlalchemy import inspect, text
 
 from calls.models import EndReason, WebhookState
 from calls.store import SQLITE_FILE, CallStore, CallStoreError, UnknownCall, database_url
 from stack.settings import Settings, SettingsError
-from tests.support.postgres import postgres_server, server_bin_dir
 
 pytestmark = pytest.mark.unit
-NEEDS_POSTGRES = pytest.mark.skipif(server_bin_dir() is None,
-                                    reason="needs PostgreSQL: python cli.py install --test-tools")
-_databases = itertools.count()
-
-
-@pytest.fixture(scope="module")
-def postgres():
-    with postgres_server() as url:
-        yield url
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=NEEDS_POSTGRES)])
-def store_url(request, tmp_path):
-    """A fresh, empty database: an SQLite file, or a new database on the module's PostgreSQL server."""
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / SQLITE_FILE}"
-    server = request.getfixturevalue("postgres")
-    name = f"calls_{next(_databases)}"
-    admin = create_engine(server, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f"CREATE DATABASE {name}"))
-    admin.dispose()
-    return server.set(database=name)
 
 
 @pytest.fixture
-def store(store_url):
-    with CallStore.at(store_url, unfinished_after=timedelta(hours=1)) as store:
+def store(call_store_url):
+    with CallStore.at(call_store_url, unfinished_after=timedelta(hours=1)) as store:
         yield store
 
 
@@ -51,14 +26,14 @@ def at(minute: int) -> datetime:
     return datetime(2026, 11, 25, 10, minute, tzinfo=UTC)
 
 
-def test_open_creates_the_schema_once_and_reopening_keeps_the_data(store_url):
-    with CallStore.at(store_url) as first:
+def test_open_creates_the_schema_once_and_reopening_keeps_the_data(call_store_url):
+    with CallStore.at(call_store_url) as first:
         call_id = first.start_call(room="call-1", kind="phone")
         tables = set(inspect(first.engine).get_table_names())
         assert {"calls", "turns", "call_store_version"} <= tables
         with first.engine.connect() as connection:
             assert connection.execute(text("SELECT version_num FROM call_store_version")).scalar() == "0001"
-    with CallStore.at(store_url) as again:  # migrating an up-to-date store changes nothing
+    with CallStore.at(call_store_url) as again:  # migrating an up-to-date store changes nothing
         assert [call.id for call in again.list_calls()] == [call_id]
 
 
@@ -100,11 +75,11 @@ def test_a_call_is_written_turn_by_turn_and_read_back_whole(store):
     assert "turns" not in store.to_dict(call, turns=False)
 
 
-def test_each_turn_is_visible_to_other_readers_at_once_and_an_unclosed_call_reads_as_such(store, store_url):
+def test_each_turn_is_visible_to_other_readers_at_once_and_an_unclosed_call_reads_as_such(store, call_store_url):
     """What a killed agent process leaves: every turn it wrote, and a call with no end."""
     call_id = store.start_call(room="call-1", kind="phone")
     store.add_turn(call_id, role="user", text="Hello?")
-    with CallStore.at(store_url, migrate=False, unfinished_after=timedelta(hours=1)) as reader:
+    with CallStore.at(call_store_url, migrate=False, unfinished_after=timedelta(hours=1)) as reader:
         call = reader.get_call(call_id)
         assert [turn.text for turn in call.turns] == ["Hello?"]
         assert call.ended_at is None and reader.status(call) == "in_progress"
@@ -162,9 +137,9 @@ def test_summary_recording_and_webhook_state_are_stored(store):
     assert (call.webhook_state, call.webhook_attempts, call.webhook_last_error) == ("delivered", 2, None)
 
 
-def test_calls_written_at_once_from_several_threads_keep_every_turn(store_url):
+def test_calls_written_at_once_from_several_threads_keep_every_turn(call_store_url):
     """The agent runs calls side by side (each job in a process of its own, each writing from a thread)."""
-    stores = [CallStore.at(store_url) for _ in range(3)]
+    stores = [CallStore.at(call_store_url) for _ in range(3)]
     ids = [each.start_call(room=f"call-{n}", kind="phone") for n, each in enumerate(stores)]
 
     def talk(each: CallStore, call_id: str) -> None:
