@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import fcntl
 import logging
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
@@ -76,8 +77,8 @@ class CallStore:
     @classmethod
     def at(cls, url: URL | str, *, migrate: bool = True, unfinished_after: timedelta | None = None) -> CallStore:
         url = make_url(url)
-        if url.get_backend_name() == "sqlite" and url.database:
-            Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+        if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
+            _private_file(Path(url.database))
         engine = create_engine(url, pool_pre_ping=True, **_engine_options(url))
         if url.get_backend_name() == "sqlite":
             event.listen(engine, "connect", _sqlite_pragmas)
@@ -273,6 +274,14 @@ class CallStore:
     def to_dict(self, call: Call, *, turns: bool = True) -> dict[str, Any]:
         """The JSON shape of a call (and its turns): what `cli.py calls ... --json`, exports and the webhook give."""
         return call.to_dict(status=self.status(call), turns=turns)
+
+
+def _private_file(path: Path) -> None:
+    """The SQLite file, made mode 600 before SQLite first opens it (its -wal and -shm files take the same mode):
+    it holds callers' numbers and words."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
 
 
 def _number_matches(number: str):

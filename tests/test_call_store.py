@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 import threading
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
-from sqlalchemy import inspect, text
+from sqlalchemy import inspect, make_url, text
 
 from calls.models import EndReason, WebhookState
 from calls.store import SQLITE_FILE, CallStore, CallStoreError, UnknownCall, database_url
@@ -33,6 +34,9 @@ def test_open_creates_the_schema_once_and_reopening_keeps_the_data(call_store_ur
         assert {"calls", "turns", "call_store_version"} <= tables
         with first.engine.connect() as connection:
             assert connection.execute(text("SELECT version_num FROM call_store_version")).scalar() == "0001"
+        if make_url(call_store_url).get_backend_name() == "sqlite":  # callers' data: readable by its owner only
+            files = [Path(make_url(call_store_url).database + end) for end in ("", "-wal", "-shm")]
+            assert all(file.exists() and file.stat().st_mode & 0o077 == 0 for file in files)
     with CallStore.at(call_store_url) as again:  # migrating an up-to-date store changes nothing
         assert [call.id for call in again.list_calls()] == [call_id]
 
