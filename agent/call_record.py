@@ -29,11 +29,12 @@ log = logging.getLogger("agent.calls")
 
 # livekit-agents' per-message figures kept with each turn (seconds); its *_at timestamps become the turn's times.
 METRIC_TIMES = ("started_speaking_at", "stopped_speaking_at")
-def open_call_store(settings) -> CallStore | None:
-    """The call store the settings name, its schema migrated; None (logged) when it cannot be opened: calls are
-    then answered unrecorded."""
+def open_call_store(settings, *, migrate: bool = False) -> CallStore | None:
+    """The call store the settings name (its schema brought up to date if `migrate`: the worker's main process
+    does that once, before any call); None (logged) when it cannot be opened: calls are then answered
+    unrecorded."""
     try:
-        return CallStore.open(settings)
+        return CallStore.open(settings, migrate=migrate)
     except CallStoreError as error:
         log.error("%s: calls are answered but not recorded", error)
         return None

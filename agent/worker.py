@@ -81,6 +81,8 @@ def build_server(settings: Settings) -> AgentServer:
         load_threshold=settings.agent_load_threshold,
         initialize_process_timeout=60.0,  # prewarm loads models and synthesizes the greeting on a slow CPU
     )
+    if store := open_call_store(settings, migrate=True):  # once here, so no call's process waits on a migration
+        store.close()
     lines = Lines(server, settings.agent_max_calls, settings.agent_max_calls_per_caller, settings.sip_room_prefix,
                   settings.playground_max_sessions)
     server.load_fnc = lines.load
@@ -98,7 +100,7 @@ def prewarm(proc: JobProcess) -> None:
     proc.userdata["vad"] = silero.VAD.load(min_silence_duration=0.35)
     proc.userdata["providers"] = providers
     proc.userdata["provider_problem"] = check_credentials(providers)
-    proc.userdata["call_store"] = store = open_call_store(settings)  # migrated here, once per process
+    proc.userdata["call_store"] = store = open_call_store(settings)  # build_server() migrated it
     if store and settings.record_calls:
         prune_recordings(store, settings.recordings_dir, settings.record_retention_days)
     if proc.userdata["provider_problem"]:

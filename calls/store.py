@@ -19,8 +19,6 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event, func, or_, select, text, update
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
@@ -104,6 +102,10 @@ class CallStore:
     def migrate(self) -> None:
         """Brings the schema to the newest revision; one process at a time (a file lock on SQLite, an advisory
         lock on PostgreSQL)."""
+        from alembic import command  # only here: it costs every agent process a second to import
+        from alembic.config import Config
+
+        logging.getLogger("alembic").setLevel(logging.WARNING)  # not a line per revision in every log
         config = Config()
         config.set_main_option("script_location", str(MIGRATIONS))
         with self._migration_lock(), self.engine.begin() as connection:
