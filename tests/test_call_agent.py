@@ -282,3 +282,35 @@ def test_a_caller_hanging_up_mid_answer_leaves_the_record_up_to_then(agent_stack
     assert roles[:2] == ["assistant", "user"], record["turns"]
     cut = record["turns"][roles.index("user") + 1]
     assert cut["role"] == "assistant" and cut["interrupted"], cut  # the answer the caller did not wait for
+
+
+def test_a_recorded_call_keeps_its_audio_in_the_run_folder(agent_stack, stt, say, tmp_path, monkeypatch):
+    """RECORD_CALLS=true: livekit-agents' recording of the call (caller and assistant on two channels) is copied out
+    of the job's temporary folder, named in the record, and readable by its owner only."""
+    import av
+
+    caller = "+15550143"
+    monkeypatch.setenv("RECORD_CALLS", "true")
+    settings = agent_stack.settings  # loaded now: the agent started from them records
+    lifecycle.down(settings, ["agent"])
+    lifecycle.up(settings, ["agent"])
+    try:
+        result = call(dial(agent_stack, tmp_path, "recorded", ["What are your opening hours?"], say,
+                           caller_id=caller, hangup_after=2), stt)
+        assert result.ok, result.error
+        deadline = time.monotonic() + 30
+        while not (record := _call_on_record(agent_stack, caller))["recording_path"]:
+            assert time.monotonic() < deadline, f"no recording on record: {record}"
+            time.sleep(1)
+        recording = Path(record["recording_path"])
+        assert recording == settings.recordings_dir / f"{record['id']}.ogg"
+        assert recording.stat().st_mode & 0o077 == 0
+        with av.open(str(recording)) as container:
+            stream = container.streams.audio[0]
+            assert stream.codec_context.channels == 2
+            seconds = float(container.duration or 0) / av.time_base
+        assert seconds > 3, f"{seconds:.1f} s of audio for a call of {result.hangup_ms} ms"
+    finally:
+        monkeypatch.delenv("RECORD_CALLS")
+        lifecycle.down(agent_stack.settings, ["agent"])
+        lifecycle.up(agent_stack.settings, ["agent"])
