@@ -25,7 +25,13 @@ from sip import carriers, provisioning
 from stack import lifecycle, phone_line
 from stack.binaries import TEST_TOOL_PACKAGES, ensure_debian_packages
 from stack.components import BY_NAME, LIVEKIT_SIP, wanted_components
-from stack.credentials import ensure_api_credentials, ensure_local_openai_key, save_env_values, weak_secret_warning
+from stack.credentials import (
+    ensure_api_credentials,
+    ensure_call_webhook_secret,
+    ensure_local_openai_key,
+    save_env_values,
+    weak_secret_warning,
+)
 from stack.errors import StackError
 from stack.settings import Settings, SettingsError
 
@@ -105,6 +111,9 @@ def _up(settings: Settings, dev: bool, only: list[str] | None, provision: bool) 
         settings, created = ensure_local_openai_key(settings)
         if created:
             out.print(f"Generated the local AI endpoint's key (LOCAL_OPENAI_API_KEY) into {settings.env_file}.")
+    settings, created = ensure_call_webhook_secret(settings)
+    if created:
+        out.print(f"Generated the end-of-call webhook's signing key (CALL_WEBHOOK_SECRET) into {settings.env_file}.")
     unknown = [name for name in only or [] if name not in BY_NAME]
     if unknown:
         raise StackError(f"unknown component {', '.join(unknown)}; choose from {', '.join(BY_NAME)}")

@@ -172,6 +172,9 @@ class Settings(BaseSettings):
     playground_allowed_hosts: Annotated[tuple[str, ...], NoDecode, BeforeValidator(_comma_list),
                                         AfterValidator(_host_names), PlainSerializer(",".join),
                                         Allowed("comma-separated host names, like phone.example.com")] = ()
+    # The Calls page (call records, transcripts, recordings) asks for it (HTTP basic auth, any user name) when set;
+    # unset, it answers on 127.0.0.1 only, and the playground refuses to listen on another address.
+    playground_password: str = ""
 
     # --- SIP provisioning (`cli.py sip setup`) ------------------------------------------------------------------------
     sip_numbers: Numbers = setting(("+15550100",), min_length=1)
@@ -266,6 +269,17 @@ class Settings(BaseSettings):
     local_openai_max_audio_s: Annotated[int, Field(ge=1, le=3600),
                                         Allowed("a whole number of seconds, 1 to 3600")] = 120
     local_openai_max_queue: Annotated[int, Field(ge=1, le=1000), Allowed("a whole number, 1 to 1000")] = 8
+
+    # --- After each call (calls/aftercall.py) ------------------------------------------------------------------------
+    # Where the end-of-call webhook POSTs each call's record and transcript; empty: none is sent.
+    call_webhook_url: Annotated[str, AfterValidator(_strip), _url("http", "https"),
+                                Allowed("an http:// or https:// URL")] = ""
+    # The HMAC-SHA256 key the webhook is signed with; `python cli.py up` generates one here (mode 600) when empty.
+    call_webhook_secret: Annotated[str, AfterValidator(_strip)] = ""
+    # Tries per webhook before it is marked failed; waits double from 2 s between them (5 tries: about 30 s).
+    call_webhook_attempts: Annotated[int, Field(ge=1, le=20), Allowed("a whole number, 1 to 20")] = 5
+    # A short summary and outcome of each call, written by the LLM after hang-up.
+    call_summaries: Flag = True
 
     @field_validator("livekit_url")
     @classmethod
@@ -436,6 +450,9 @@ class Settings(BaseSettings):
 
     def with_local_openai_key(self, key: str) -> Settings:
         return self._copy(local_openai_api_key=key)
+
+    def with_call_webhook_secret(self, secret: str) -> Settings:
+        return self._copy(call_webhook_secret=secret)
 
     def _copy(self, **changes: Any) -> Settings:
         copy = self.model_copy(update=changes)
