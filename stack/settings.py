@@ -276,7 +276,7 @@ class Settings(BaseSettings):
                                 Allowed("an http:// or https:// URL")] = ""
     # The HMAC-SHA256 key the webhook is signed with; `python cli.py up` generates one here (mode 600) when empty.
     call_webhook_secret: Annotated[str, AfterValidator(_strip)] = ""
-    # Tries per webhook before it is marked failed; waits double from 2 s between them (5 tries: about 30 s).
+    # Tries per webhook before it is marked failed; the waits between them double from 4 s (5 tries: about 1 min).
     call_webhook_attempts: Annotated[int, Field(ge=1, le=20), Allowed("a whole number, 1 to 20")] = 5
     # A short summary and outcome of each call, written by the LLM after hang-up.
     call_summaries: Flag = True
