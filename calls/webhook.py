@@ -105,9 +105,9 @@ async def deliver(url: str, secret: str, payload: Mapping[str, Any], webhook_id:
                 error = str(refused)
                 if on_attempt:
                     await on_attempt(tried, error)
-                return Delivery(False, tried, error)
+                return Delivery(False, tried, error or "no tries left (CALL_WEBHOOK_ATTEMPTS)")
             if on_attempt:
                 await on_attempt(tried, error)
             if error is None:
                 return Delivery(True, tried)
-    return Delivery(False, tried, error)
+    return Delivery(False, tried, error or "no tries left (CALL_WEBHOOK_ATTEMPTS)")
