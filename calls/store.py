@@ -13,7 +13,7 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -244,6 +244,22 @@ class CallStore:
             query = query.options(selectinload(Call.turns))
         if limit is not None:
             query = query.limit(limit)
+        with self._session() as session:
+            return list(session.scalars(query))
+
+    def ended_calls(self, rooms: Collection[str], ended_after: datetime) -> list[Call]:
+        """The calls in these rooms that ended after `ended_after`, with their turns (the after-call work)."""
+        if not rooms:
+            return []
+        query = (select(Call).where(Call.room.in_(list(rooms)), Call.ended_at >= ended_after)
+                 .order_by(Call.ended_at).options(selectinload(Call.turns)))
+        with self._session() as session:
+            return list(session.scalars(query))
+
+    def pending_webhooks(self, ended_before: datetime, limit: int = 100) -> list[Call]:
+        """Ended calls whose end-of-call webhook is still pending, that ended before `ended_before`."""
+        query = (select(Call).where(Call.webhook_state == WebhookState.pending.value, Call.ended_at < ended_before)
+                 .order_by(Call.ended_at).limit(limit))
         with self._session() as session:
             return list(session.scalars(query))
 
