@@ -109,7 +109,7 @@ class AfterCall:
         while self.tasks:
             await asyncio.gather(*list(self.tasks), return_exceptions=True)
 
-    # --- one call -------------------------------------------------------------------------------------------------------
+    # --- one call -----------------------------------------------------------------------------------------------------
     async def finish(self, call_id: str) -> None:
         if self.settings.call_summaries:
             await self.write_summary(call_id)
