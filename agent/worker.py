@@ -13,11 +13,13 @@ import logging
 import sys
 import threading
 import time
+from collections.abc import Callable
 
 from livekit import rtc
 from livekit.agents import NOT_GIVEN, AgentServer, AgentSession, JobContext, JobProcess, JobRequest, inference, room_io
 from livekit.plugins import silero
 
+from calls.aftercall import AfterCall
 from calls.models import EndReason
 from calls.recordings import prune_recordings
 from playground.tokens import WEB_ROOM_PREFIX
@@ -52,6 +54,10 @@ class Lines:
         self.server, self.max_calls = server, max_calls
         self.per_caller, self.room_prefix = per_caller, room_prefix
         self.max_web = max_calls if max_web is None else max_web
+        self.on_accept: Callable[[str], None] | None = None  # told each accepted call's room (after-call work)
+
+    def running_rooms(self) -> set[str]:
+        return {job.job.room.name for job in self.server.active_jobs}
 
     def load(self) -> float:
         """Jobs / twice AGENT_MAX_CALLS: at AGENT_LOAD_THRESHOLD the worker says it is full."""
@@ -61,6 +67,8 @@ class Lines:
         """Takes every call offered; marks it busy when AGENT_MAX_CALLS calls are under way, or when its caller
         already has AGENT_MAX_CALLS_PER_CALLER (agent/call_limits.py), and a web conversation (a web-... room) also
         when PLAYGROUND_MAX_SESSIONS of them are, so web users never take every line."""
+        if self.on_accept:
+            self.on_accept(request.room.name)
         running = [job.job.room.name for job in self.server.active_jobs]
         if too_many_from_caller(request.room.name, running, self.room_prefix, self.per_caller):
             await request.accept(attributes={REPEAT_CALLER_ATTRIBUTE: "true"})
@@ -88,7 +96,22 @@ def build_server(settings: Settings) -> AgentServer:
     server.load_fnc = lines.load
     server.setup_fnc = prewarm
     server.rtc_session(phone_call, agent_name=settings.agent_name, on_request=lines.admit)
+    server.on("worker_started", lambda: start_after_call(settings, lines))
     return server
+
+
+def start_after_call(settings: Settings, lines: Lines) -> AfterCall | None:
+    """Each call's summary and end-of-call webhook, after it, in this process (the worker's main one, which outlives
+    the calls' job processes: calls/aftercall.py says why)."""
+    if not settings.call_summaries and not settings.call_webhook_url:
+        return None
+    store = open_call_store(settings)
+    if store is None:
+        return None
+    after_call = AfterCall(store, settings, running_rooms=lines.running_rooms)
+    lines.on_accept = after_call.expect
+    after_call.start()
+    return after_call
 
 
 def prewarm(proc: JobProcess) -> None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from agent.providers import ProviderChoice, choose_providers
@@ -48,10 +49,13 @@ class AfterCall:
     """Finishes ended calls: summary, then webhook. `finish(call_id)` does one; `run()` follows `expect`ed rooms."""
 
     def __init__(self, store: CallStore, settings: Settings, providers: ProviderChoice | None = None,
-                 first_wait: float = webhook.FIRST_WAIT_S):
+                 first_wait: float = webhook.FIRST_WAIT_S, running_rooms: Callable[[], set[str]] = set):
         self.store, self.settings = store, settings
         self.providers = providers or choose_providers(settings)
         self.first_wait = first_wait
+        # The rooms whose jobs still run: their records may still be taking their last turns and recording.
+        self.running_rooms = running_rooms
+        self._task: asyncio.Task | None = None
         self.expected: dict[str, tuple[float, datetime]] = {}  # room -> (monotonic, wall clock) accepted at
         self.tasks: set[asyncio.Task] = set()
         self._summaries = asyncio.Semaphore(1)
@@ -60,6 +64,10 @@ class AfterCall:
     def expect(self, room: str) -> None:
         """A call in this room was accepted by this worker: finish it once it has ended."""
         self.expected[room] = (time.monotonic(), now())
+
+    def start(self) -> None:
+        """Runs in the background on this event loop (the worker's), until the process ends."""
+        self._task = asyncio.get_running_loop().create_task(self.run(), name="after-call")
 
     async def run(self, poll_s: float = POLL_S) -> None:
         await self.retry_pending()
@@ -78,9 +86,9 @@ class AfterCall:
             return []
         earliest = min(at for _, at in self.expected.values()) - timedelta(seconds=5)
         ended = await asyncio.to_thread(self.store.ended_calls, list(self.expected), earliest)
-        started = []
+        running, started = self.running_rooms(), []
         for call in ended:
-            if self.expected.pop(call.room, None) is not None:
+            if call.room not in running and self.expected.pop(call.room, None) is not None:
                 started.append(self._spawn(self.finish(call.id)))
         return started
 

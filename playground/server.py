@@ -227,7 +227,8 @@ def calls_access(settings: Settings, bind_host: str) -> CallsAccess:
                          "(the Calls page then asks for it), or listen on 127.0.0.1")
     from calls.store import CallStore
 
-    return CallsAccess(LazyStore(lambda: CallStore.open(settings)), settings.run_dir, settings.playground_password)
+    return CallsAccess(LazyStore(lambda: CallStore.open(settings)), settings.recordings_dir,
+                       settings.playground_password)
 
 
 def is_loopback(host: str) -> bool:

@@ -44,13 +44,16 @@ def test_a_call_that_ends_is_sent_to_the_webhook_with_its_transcript(store):
     async def run():
         receiver = Receiver()
         url = await receiver.start()
-        runner = AfterCall(store, settings(url), first_wait=0.05)
+        running = {"call-_+15550123_abc"}
+        runner = AfterCall(store, settings(url), first_wait=0.05, running_rooms=lambda: running)
         try:
             runner.expect("call-_+15550123_abc")
             runner.expect("web-unrelated")  # another of this worker's calls, still going
             assert await runner.poll() == []  # not ended yet: nothing to do
             call_id = ended_call(store)
             ended_call(store, room="call-_+15550777_other")  # another worker's call: not ours to send
+            assert await runner.poll() == []  # ended, but its job still writes its last turns and recording
+            running.clear()
             started = await runner.poll()
             await runner.wait()
             return call_id, started, receiver.received, runner.expected
