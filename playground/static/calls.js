@@ -31,7 +31,10 @@ function length(call) {
 }
 
 const caller = (call) => call.caller_number || (call.kind === "web" ? "web visitor" : "unknown");
-const ending = (call) => (call.ended_at ? (call.end_reason || "ended").replaceAll("_", " ") : "in progress");
+// status: in_progress, ended, or unfinished (no end recorded, older than any call lasts: its process was killed)
+const live = (call) => call.status === "in_progress";
+const ending = (call) => (live(call) ? "in progress" : call.status === "unfinished" ? "unfinished"
+  : (call.end_reason || "ended").replaceAll("_", " "));
 
 async function getJSON(url) {
   const response = await fetch(url, { headers: { Accept: "application/json" } });
@@ -56,7 +59,7 @@ function query() {
 async function loadList() {
   const { calls } = await getJSON(`/api/calls?${query()}`);
   const rows = calls.map((call) => {
-    const status = el("td", call.ended_at ? {} : { class: "live" }, ending(call));
+    const status = el("td", live(call) ? { class: "live" } : {}, ending(call));
     const row = el("tr", { "data-id": call.id, class: call.id === selected ? "selected" : "" },
       el("td", {}, when(call.started_at)), el("td", {}, caller(call)), el("td", {}, length(call)), status,
       el("td", {}, call.outcome || ""));
@@ -66,13 +69,13 @@ async function loadList() {
   $("calls").tBodies[0].replaceChildren(...rows);
   $("no-calls").hidden = calls.length > 0;
   $("status").textContent = `${calls.length} call${calls.length === 1 ? "" : "s"}` +
-    (calls.some((c) => !c.ended_at) ? ", some in progress" : "");
+    (calls.some(live) ? ", some in progress" : "");
   return calls;
 }
 
 function facts(call) {
   const rows = [["Caller", caller(call)], ["Dialled", call.dialled_number], ["Kind", call.kind],
-    ["Started", when(call.started_at)], ["Ended", call.ended_at ? when(call.ended_at) : "in progress"],
+    ["Started", when(call.started_at)], ["Ended", call.ended_at ? when(call.ended_at) : ending(call)],
     ["Length", length(call)], ["End reason", call.ended_at ? ending(call) + (call.end_detail ? ` (${call.end_detail})` : "") : ""],
     ["Model", [call.provider, call.llm_model].filter(Boolean).join(" · ")],
     ["Webhook", call.webhook_state ? `${call.webhook_state} after ${call.webhook_attempts} tr${call.webhook_attempts === 1 ? "y" : "ies"}` +
@@ -140,7 +143,7 @@ async function loadCall(id) {
   const call = await getJSON(`/api/calls/${encodeURIComponent(id)}`);
   $("detail").hidden = false;
   $("call-title").textContent = `${caller(call)} · ${when(call.started_at)}`;
-  $("call-title").className = call.ended_at ? "" : "live";
+  $("call-title").className = live(call) ? "live" : "";
   $("call-facts").replaceChildren(...facts(call));
   $("summary").textContent = call.summary ? `${call.summary}${call.outcome ? ` — ${call.outcome}` : ""}` : "";
   const audio = $("recording");
@@ -159,7 +162,7 @@ async function refresh() {
     showError(null);
     // Follow calls in progress (and a just-ended call until its summary arrives).
     const awaitingSummary = call && call.ended_at && !call.summary && Date.now() - Date.parse(call.ended_at) < 120_000;
-    if (calls.some((c) => !c.ended_at) || (call && !call.ended_at) || awaitingSummary) {
+    if (calls.some(live) || (call && live(call)) || awaitingSummary) {
       refreshTimer = setTimeout(refresh, REFRESH_MS);
     }
   } catch (error) {
