@@ -13,12 +13,16 @@ from typing import Any
 
 from agent.providers import ProviderChoice
 
-TIMEOUT_S = 30.0  # a busy CPU endpoint can take a while; the call is long over, but nothing waits forever
+TIMEOUT_S = 60.0  # a busy CPU endpoint can take a while (18 s to a first token seen at load 12 on 2 cores)
 MAX_TRANSCRIPT_CHARS = 6000  # the end of a very long call is dropped from the prompt, not the summary's limit
-PROMPT = """You write call-log entries for a business's phone receptionist.
-Read the call transcript and answer in exactly two lines:
-Summary: <one short sentence: what the caller wanted and what the assistant did>
-Outcome: <two to five words, for example: answered; transferred to staff; caller hung up; not resolved>"""
+PROMPT = """You write call-log entries for a business's phone receptionist. Read the call and answer in exactly
+two lines: "Summary:" then one short sentence saying what this caller wanted and what the assistant did, and
+"Outcome:" then two to five words (answered, transferred to staff, message taken, not resolved, caller hung up)."""
+# One worked example: small local models copy a template's words unless they see it filled in.
+EXAMPLE = ("Assistant: Good morning, Bay Bakery.\nCaller: Do you have gluten-free bread on Saturdays?\n"
+           "Assistant: Yes, we bake gluten-free loaves every Saturday morning.",
+           "Summary: Asked whether gluten-free bread is sold on Saturdays; told yes, baked Saturday mornings.\n"
+           "Outcome: answered")
 SPEAKERS = {"user": "Caller", "assistant": "Assistant"}
 
 
@@ -62,9 +66,31 @@ async def summarize(turns: Iterable[Mapping[str, Any]], providers: ProviderChoic
                            max_retries=0) as client:
         response = await client.chat.completions.create(
             model=providers.llm_model, temperature=0, max_tokens=120,
-            messages=[{"role": "system", "content": PROMPT}, {"role": "user", "content": transcript}])
+            messages=[{"role": "system", "content": PROMPT},
+                      {"role": "user", "content": EXAMPLE[0]}, {"role": "assistant", "content": EXAMPLE[1]},
+                      {"role": "user", "content": transcript}])
     reply = response.choices[0].message.content or ""
     summary = parse(reply)
     if summary is None:
         raise ValueError(f"the LLM's answer had no 'Summary:' line ({len(reply)} characters)")
+    if copied(summary.summary, transcript):
+        raise ValueError("the LLM copied the prompt instead of summarizing the call")
     return summary
+
+
+COMMON = frozenset("caller assistant what that this with from your have about they there when where which would "
+                   "could will been were their then than into does also just".split())
+
+
+def content_words(text: str) -> list[str]:
+    return [word for word in re.findall(r"[a-z]+", text.lower()) if len(word) > 3 and word not in COMMON]
+
+
+def copied(summary: str, transcript: str) -> bool:
+    """Whether the summary repeats the prompt's instructions or its example rather than telling this call: none of
+    this call's own words, and most of its words are theirs."""
+    words, ours = content_words(summary), set(content_words(transcript))
+    if not words or any(word in ours for word in words):
+        return False
+    return any(sum(word in set(content_words(source)) for word in words) >= 0.6 * len(words)
+               for source in (PROMPT, " ".join(EXAMPLE)))

@@ -108,8 +108,10 @@ function latencyChart(turns) {
     const m = turn.metrics || {};
     if (turn.role === "user") before = m;
     if (turn.role !== "assistant" || !Object.keys(m).length) continue;
-    rows.push({ seq: turn.seq, parts: SEGMENTS.map((s) => Number(s.value(m, before)) || 0), e2e: m.e2e_latency });
+    const parts = SEGMENTS.map((s) => Number(s.value(m, before)) || 0);
     before = {};
+    // The greeting (said from audio made in advance) has no delays to draw.
+    if (parts.some((seconds) => seconds > 0) || m.e2e_latency != null) rows.push({ seq: turn.seq, parts, e2e: m.e2e_latency });
   }
   const chart = $("latency-chart");
   $("latency").hidden = rows.length === 0;
