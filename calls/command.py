@@ -3,6 +3,7 @@
     calls list [--since 2h|2026-11-25] [--number +1555...] [--limit N] [--json]
     calls show ID [--json]          (ID: the whole id, or its first characters)
     calls export --format jsonl|csv [--output FILE] [--since ...] [--number ...]
+    calls deliver                   (send the end-of-call webhooks still pending now)
 """
 
 from __future__ import annotations
@@ -138,6 +139,30 @@ def export_calls(
         count = write_export(store, stream, export_format, since=since_time, number=number)
     if output:
         err.print(f"exported {count} calls to {escape(str(output))}", highlight=False)
+
+
+@calls_app.command("deliver")
+def deliver_webhooks():
+    """Sends the end-of-call webhooks still pending (a stopped agent's) now, with CALL_WEBHOOK_ATTEMPTS tries each
+    (tries made earlier count), and says how each went. The agent also does this when it starts."""
+    import asyncio
+
+    from stack.settings import Settings
+
+    from .aftercall import AfterCall
+
+    settings = Settings.load()
+    if not settings.call_webhook_url:
+        raise StackError("CALL_WEBHOOK_URL is not set: there is nowhere to send the calls (.env.example)")
+    with opened_store() as store:
+        sent = asyncio.run(AfterCall(store, settings).retry_pending(older_than=timedelta(0)))
+        for call_id, delivery in sent:
+            state = "delivered" if delivery and delivery.delivered else "failed"
+            detail = f" ({delivery.last_error})" if delivery and delivery.last_error else ""
+            out.print(f"{call_id}: {state} after {delivery.attempts if delivery else 0} tries{escape(detail)}",
+                      highlight=False)
+    if not sent:
+        out.print("no end-of-call webhooks are pending")
 
 
 def write_export(store, stream, export_format: Literal["jsonl", "csv"], **filters: Any) -> int:
