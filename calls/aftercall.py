@@ -70,7 +70,7 @@ class AfterCall:
         self._task = asyncio.get_running_loop().create_task(self.run(), name="after-call")
 
     async def run(self, poll_s: float = POLL_S) -> None:
-        await self.retry_pending()
+        self._spawn(self.retry_pending())  # alongside: a minute of retries must not hold up this worker's calls
         while True:
             await asyncio.sleep(poll_s)
             try:
@@ -92,19 +92,25 @@ class AfterCall:
                 started.append(self._spawn(self.finish(call.id)))
         return started
 
-    async def retry_pending(self) -> None:
-        """Webhooks a stopped worker left pending: tried again (their earlier tries count)."""
+    async def retry_pending(self, older_than: timedelta = STALE_PENDING) -> list[tuple[str, webhook.Delivery | None]]:
+        """Webhooks a stopped worker left pending (ended over `older_than` ago): tried again, their earlier tries
+        counting, all at once; each call's id and how its delivery went."""
         if not self.settings.call_webhook_url:
-            return
+            return []
         try:
-            pending = await asyncio.to_thread(self.store.pending_webhooks, now() - STALE_PENDING)
+            pending = await asyncio.to_thread(self.store.pending_webhooks, now() - older_than)
         except Exception as error:
             log.warning("could not look for pending webhooks: %s", one_line(error))
-            return
+            return []
         if pending:
             log.info("trying %d pending end-of-call webhook%s again", len(pending), "s" if len(pending) > 1 else "")
-        for call in pending:
-            self._spawn(self.send_webhook(call.id))
+        results = await asyncio.gather(*[self._spawn(self.send_webhook(call.id)) for call in pending],
+                                       return_exceptions=True)
+        for call, result in zip(pending, results, strict=True):
+            if isinstance(result, Exception):
+                log.warning("the webhook for call %s was not sent: %s", call.id, one_line(result))
+        return [(call.id, result if isinstance(result, webhook.Delivery) else None)
+                for call, result in zip(pending, results, strict=True)]
 
     def _spawn(self, work) -> asyncio.Task:
         task = asyncio.create_task(work)

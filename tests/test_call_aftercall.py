@@ -8,9 +8,11 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import threading
 from datetime import timedelta
 
 import pytest
+from typer.testing import CliRunner
 
 from calls import webhook
 from calls.aftercall import AfterCall
@@ -23,8 +25,9 @@ pytestmark = pytest.mark.unit
 
 
 @pytest.fixture
-def store(tmp_path):
-    with CallStore.at(f"sqlite:///{tmp_path / 'calls.sqlite3'}") as opened:
+def store(call_store_url):
+    """An empty call store, SQLite then PostgreSQL (tests/conftest.py)."""
+    with CallStore.at(call_store_url) as opened:
         yield opened
 
 
@@ -157,3 +160,37 @@ def test_a_summary_that_fails_stores_nothing_logs_one_line_and_the_webhook_still
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == [
         f"no summary for call {call_id}: APIConnectionError: Connection error."]
     assert len(received) == 1 and stored.webhook_state == "delivered"
+
+
+def test_calls_deliver_sends_what_is_pending_now(store, call_store_url, tmp_path):
+    """`python cli.py calls deliver`, with the receiver up again after the agent stopped."""
+    from cli import app
+
+    pending = ended_call(store)
+    store.set_webhook_state(pending, "pending", error="HTTP 503", attempted=True)
+    delivered = ended_call(store, room="call-_+15550123_done")
+    store.set_webhook_state(delivered, "delivered", attempted=True)
+    receiver, loop, up = Receiver(), asyncio.new_event_loop(), threading.Event()
+    address = {}
+
+    def serve():
+        address["url"] = loop.run_until_complete(receiver.start())
+        up.set()
+        loop.run_forever()
+    threading.Thread(target=serve, daemon=True).start()
+    up.wait(10)
+    env = {"PHONE_RUN_DIR": str(tmp_path / "run"), "PHONE_ENV_FILE": str(tmp_path / "no.env"),
+           "DATABASE_URL": call_store_url, "CALL_WEBHOOK_URL": address["url"], "CALL_WEBHOOK_SECRET": SECRET}
+    try:
+        first = CliRunner().invoke(app, ["calls", "deliver"], env=env)
+        again = CliRunner().invoke(app, ["calls", "deliver"], env=env)
+        unset = CliRunner().invoke(app, ["calls", "deliver"], env={**env, "CALL_WEBHOOK_URL": ""})
+    finally:
+        asyncio.run_coroutine_threadsafe(receiver.stop(), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
+    assert first.exit_code == 0, first.output
+    assert first.output.strip() == f"{pending}: delivered after 2 tries"
+    assert [headers["X-Webhook-Id"] for headers, _ in receiver.received] == [pending]
+    assert store.get_call(pending).webhook_state == "delivered"
+    assert again.output.strip() == "no end-of-call webhooks are pending"
+    assert unset.exit_code != 0 and "CALL_WEBHOOK_URL is not set" in str(unset.exception)  # cli.py: one line

@@ -19,8 +19,9 @@ T0 = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-def store(tmp_path):
-    with CallStore.at(f"sqlite:///{tmp_path / 'calls.sqlite3'}") as opened:
+def store(call_store_url):
+    """An empty call store, SQLite then PostgreSQL (tests/conftest.py)."""
+    with CallStore.at(call_store_url) as opened:
         yield opened
 
 
