@@ -28,6 +28,9 @@ for _key in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "LIVEKIT_URL", "LIVEKIT_API_KE
 os.environ["HF_HUB_OFFLINE"] = "1"  # huggingface_hub reads it: never fetch model weights
 
 SHARED_STACK_PORT_BASE = 21000
+# The shared stack's agent sends its end-of-call webhooks here; tests/test_calls_page.py listens while its call runs
+# (other tests' calls find nobody there: two tries, then failed).
+SHARED_WEBHOOK_URL = f"http://127.0.0.1:{SHARED_STACK_PORT_BASE + 8}/hook"
 _databases = itertools.count()
 
 
@@ -62,7 +65,8 @@ def stack_servers(tmp_path_factory) -> RunningStack:
     stack = make_stack_dir(tmp_path_factory.mktemp("shared-stack"), SHARED_STACK_PORT_BASE,
                            SIP_NUMBERS="+15550100", BUSINESS_NAME="Harbor Dental",
                            BUSINESS_HOURS="Monday to Friday, 9 am to 5 pm", TRANSFER_NUMBER="+15550199",
-                           PLAYGROUND_MAX_SESSIONS="3")
+                           PLAYGROUND_MAX_SESSIONS="3", CALL_WEBHOOK_URL=SHARED_WEBHOOK_URL,
+                           CALL_WEBHOOK_ATTEMPTS="2")
     try:
         lifecycle.up(stack.settings, list(SERVERS))
         yield stack

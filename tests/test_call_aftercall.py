@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import threading
 from datetime import timedelta
 
 import pytest
@@ -19,7 +18,8 @@ from calls.aftercall import AfterCall
 from calls.models import now
 from calls.store import CallStore
 from stack.settings import Settings
-from tests.test_call_webhook import SECRET, Receiver, free_port
+from tests.support.webhook_receiver import TEST_SECRET as SECRET
+from tests.support.webhook_receiver import Receiver, ReceiverThread, free_port
 
 pytestmark = pytest.mark.unit
 
@@ -170,24 +170,13 @@ def test_calls_deliver_sends_what_is_pending_now(store, call_store_url, tmp_path
     store.set_webhook_state(pending, "pending", error="HTTP 503", attempted=True)
     delivered = ended_call(store, room="call-_+15550123_done")
     store.set_webhook_state(delivered, "delivered", attempted=True)
-    receiver, loop, up = Receiver(), asyncio.new_event_loop(), threading.Event()
-    address = {}
-
-    def serve():
-        address["url"] = loop.run_until_complete(receiver.start())
-        up.set()
-        loop.run_forever()
-    threading.Thread(target=serve, daemon=True).start()
-    up.wait(10)
-    env = {"PHONE_RUN_DIR": str(tmp_path / "run"), "PHONE_ENV_FILE": str(tmp_path / "no.env"),
-           "DATABASE_URL": call_store_url, "CALL_WEBHOOK_URL": address["url"], "CALL_WEBHOOK_SECRET": SECRET}
-    try:
+    serving = ReceiverThread(Receiver())
+    with serving as receiver:
+        env = {"PHONE_RUN_DIR": str(tmp_path / "run"), "PHONE_ENV_FILE": str(tmp_path / "no.env"),
+               "DATABASE_URL": call_store_url, "CALL_WEBHOOK_URL": serving.url, "CALL_WEBHOOK_SECRET": SECRET}
         first = CliRunner().invoke(app, ["calls", "deliver"], env=env)
         again = CliRunner().invoke(app, ["calls", "deliver"], env=env)
         unset = CliRunner().invoke(app, ["calls", "deliver"], env={**env, "CALL_WEBHOOK_URL": ""})
-    finally:
-        asyncio.run_coroutine_threadsafe(receiver.stop(), loop).result(10)
-        loop.call_soon_threadsafe(loop.stop)
     assert first.exit_code == 0, first.output
     assert first.output.strip() == f"{pending}: delivered after 2 tries"
     assert [headers["X-Webhook-Id"] for headers, _ in receiver.received] == [pending]

@@ -4,60 +4,18 @@ retried while the receiver is down, not retried when it refuses the request."""
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import json
-import socket
 import time
 
 import pytest
-from aiohttp import web
 
 from calls import webhook
+from tests.support.webhook_receiver import TEST_SECRET as SECRET
+from tests.support.webhook_receiver import Receiver, free_port
 
 pytestmark = pytest.mark.unit
-SECRET = "whsec_test-secret"
 PAYLOAD = {"call": {"id": "c1", "caller_number": "+15550123", "summary": "asked about hours"},
            "transcript": [{"role": "user", "text": "When are you open?"}]}
-
-
-class Receiver:
-    """A webhook receiver as a user would write one: it checks the signature itself (hmac, not our code)."""
-
-    def __init__(self, answers: list[int] | None = None):
-        self.answers = list(answers or [])
-        self.received: list[tuple[dict, bytes]] = []
-        self.runner: web.AppRunner | None = None
-
-    async def handle(self, request: web.Request) -> web.Response:
-        body = await request.read()
-        self.received.append((dict(request.headers), body))
-        timestamp = request.headers["X-Webhook-Timestamp"]
-        expected = "sha256=" + hmac.new(SECRET.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
-        if not hmac.compare_digest(request.headers["X-Webhook-Signature"], expected) or \
-                abs(time.time() - int(timestamp)) > 300:
-            return web.Response(status=401, text="bad signature")
-        status = self.answers.pop(0) if self.answers else 200
-        return web.Response(status=status)
-
-    async def start(self, port: int = 0) -> str:
-        app = web.Application()
-        app.router.add_post("/hook", self.handle)
-        self.runner = web.AppRunner(app)
-        await self.runner.setup()
-        site = web.TCPSite(self.runner, "127.0.0.1", port)
-        await site.start()
-        return f"http://127.0.0.1:{self.runner.addresses[0][1]}/hook"
-
-    async def stop(self) -> None:
-        if self.runner:
-            await self.runner.cleanup()
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def test_the_receiver_gets_the_call_signed_and_verifies_it():
