@@ -16,13 +16,13 @@ from agent.providers import ProviderChoice
 TIMEOUT_S = 60.0  # a busy CPU endpoint can take a while (18 s to a first token seen at load 12 on 2 cores)
 MAX_TRANSCRIPT_CHARS = 6000  # the end of a very long call is dropped from the prompt, not the summary's limit
 PROMPT = """You write call-log entries for a business's phone receptionist. Read the call and answer in exactly
-two lines: "Summary:" then one short sentence saying what this caller wanted and what the assistant did, and
-"Outcome:" then two to five words (answered, transferred to staff, message taken, not resolved, caller hung up)."""
+two lines: "Outcome:" then two to five words (answered, transferred to staff, message taken, not resolved, caller
+hung up), and "Summary:" then one short sentence saying what this caller wanted and what the assistant did."""
 # One worked example: small local models copy a template's words unless they see it filled in.
 EXAMPLE = ("Assistant: Good morning, Bay Bakery.\nCaller: Do you have gluten-free bread on Saturdays?\n"
            "Assistant: Yes, we bake gluten-free loaves every Saturday morning.",
-           "Summary: Asked whether gluten-free bread is sold on Saturdays; told yes, baked Saturday mornings.\n"
-           "Outcome: answered")
+           "Outcome: answered\n"
+           "Summary: Asked whether gluten-free bread is sold on Saturdays; told yes, baked Saturday mornings.")
 SPEAKERS = {"user": "Caller", "assistant": "Assistant"}
 
 
