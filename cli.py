@@ -2,6 +2,7 @@
 
     python cli.py up | down | status | logs
     python cli.py sip setup | list | teardown | status
+    python cli.py calls list | show ID | export
 """
 
 from __future__ import annotations
@@ -19,11 +20,18 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from calls.command import calls_app
 from sip import carriers, provisioning
 from stack import lifecycle, phone_line
 from stack.binaries import TEST_TOOL_PACKAGES, ensure_debian_packages
 from stack.components import BY_NAME, LIVEKIT_SIP, wanted_components
-from stack.credentials import ensure_api_credentials, ensure_local_openai_key, save_env_values, weak_secret_warning
+from stack.credentials import (
+    ensure_api_credentials,
+    ensure_call_webhook_secret,
+    ensure_local_openai_key,
+    save_env_values,
+    weak_secret_warning,
+)
 from stack.errors import StackError
 from stack.settings import Settings, SettingsError
 
@@ -32,6 +40,7 @@ sip_app = typer.Typer(help="Provision and inspect the inbound SIP trunk and disp
 app.add_typer(sip_app, name="sip")
 kb_app = typer.Typer(help="Check the business's knowledge base ([[faq]] entries).", no_args_is_help=True)
 app.add_typer(kb_app, name="kb")
+app.add_typer(calls_app, name="calls")
 # Wide when piped (logs, tests), so tables keep whole IDs and paths.
 out = Console(width=None if sys.stdout.isatty() else 200)
 err = Console(stderr=True, width=None if sys.stderr.isatty() else 200)
@@ -102,6 +111,9 @@ def _up(settings: Settings, dev: bool, only: list[str] | None, provision: bool) 
         settings, created = ensure_local_openai_key(settings)
         if created:
             out.print(f"Generated the local AI endpoint's key (LOCAL_OPENAI_API_KEY) into {settings.env_file}.")
+    settings, created = ensure_call_webhook_secret(settings)
+    if created:
+        out.print(f"Generated the end-of-call webhook's signing key (CALL_WEBHOOK_SECRET) into {settings.env_file}.")
     unknown = [name for name in only or [] if name not in BY_NAME]
     if unknown:
         raise StackError(f"unknown component {', '.join(unknown)}; choose from {', '.join(BY_NAME)}")
@@ -131,7 +143,8 @@ def _up(settings: Settings, dev: bool, only: list[str] | None, provision: bool) 
 
 @app.command()
 def install(
-    test_tools: Annotated[bool, typer.Option(help="Also the tools the test suite drives (SIPp, iproute2).")] = False,
+    test_tools: Annotated[bool, typer.Option(
+        help="Also the tools the test suite drives (SIPp, iproute2, PostgreSQL).")] = False,
 ):
     """Install and build everything the stack runs (Debian packages, livekit-server, livekit-sip), then stop."""
     settings = Settings.load()
@@ -437,7 +450,7 @@ def main() -> None:
         err.print(f"[red]error:[/] {escape(str(error))}", highlight=False, soft_wrap=True)
         sys.exit(2)
     except StackError as error:
-        err.print(f"[red]error:[/] {escape(str(error))}", highlight=False)
+        err.print(f"[red]error:[/] {escape(str(error))}", highlight=False, soft_wrap=True)
         sys.exit(1)
     except KeyboardInterrupt:
         sys.exit(130)

@@ -5,12 +5,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections.abc import Callable
 
 from livekit import rtc
 from livekit.agents import Agent, ChatContext, ModelSettings, RunContext, function_tool, get_job_context, llm
 from livekit.agents.beta import EndCallTool
 
+from calls.models import EndNote, EndReason, no_note
+
 from .business import BusinessProfile
+from .intents import Intent
 from .small_model import recent_window
 from .turn_policy import Act, Answer, Say, Turn, TurnPolicy, facts_message
 
@@ -52,10 +56,11 @@ class GuardedEndCallTool(EndCallTool):
     """LiveKit's end-call tool (end the session, then delete the room, which hangs up a phone caller), run only when
     the turn policy allows it, whichever model asked. It speaks a fixed farewell itself."""
 
-    def __init__(self, *, farewell: str, policy: TurnPolicy) -> None:
+    def __init__(self, *, farewell: str, policy: TurnPolicy, note_end: EndNote = no_note) -> None:
         super().__init__(end_instructions=None)
         self._farewell = farewell
         self._policy = policy
+        self._note_end = note_end
         self._tools = [function_tool(self._end_call, name="end_call", description=END_CALL_DESCRIPTION)]
 
     async def _end_call(self, ctx: RunContext):
@@ -65,24 +70,33 @@ class GuardedEndCallTool(EndCallTool):
         if not isinstance(verdict, Act):
             log.info("end_call refused: the caller's intent is %s", verdict.intent.name)
             return NOT_ENDED
+        self._note_end(EndReason.assistant_ended, None)
         await ctx.session.say(self._farewell, allow_interruptions=False).wait_for_playout()
         return await super()._end_call(ctx)
 
 
 class PhoneAssistant(Agent):
-    def __init__(self, profile: BusinessProfile, policy: TurnPolicy, caller_number: str | None = None) -> None:
+    """`on_intent(words, intent)` hears the turn policy's intent for each caller turn, and `note_end` why the
+    assistant is ending the call (both: the call record, agent/call_record.py)."""
+
+    def __init__(self, profile: BusinessProfile, policy: TurnPolicy, caller_number: str | None = None, *,
+                 on_intent: Callable[[str, Intent], None] | None = None, note_end: EndNote = no_note) -> None:
         self.profile = profile
         self.policy = policy
         self.caller_number = caller_number
+        self.on_intent = on_intent
+        self.note_end = note_end
         # The caller's number stays out of the prompt: the 0.5B model read it out ("The caller is calling from ...").
         super().__init__(instructions=instructions_for(profile), chat_ctx=ChatContext.empty(),
-                         tools=[GuardedEndCallTool(farewell=profile.farewell_text, policy=policy)])
+                         tools=[GuardedEndCallTool(farewell=profile.farewell_text, policy=policy, note_end=note_end)])
 
     async def llm_node(self, chat_ctx: llm.ChatContext, tools: list[llm.Tool], model_settings: ModelSettings):
         last = chat_ctx.items[-1] if chat_ctx.items else None
         decision = None
         if isinstance(last, llm.ChatMessage) and last.role == "user":
             decision = await asyncio.to_thread(self.policy.decide, conversation_of(chat_ctx))
+            if self.on_intent:
+                self.on_intent(last.text_content or "", decision.intent)
         if isinstance(decision, Act):
             yield llm.ChatChunk(id=f"policy-{uuid.uuid4().hex[:12]}", delta=llm.ChoiceDelta(
                 role="assistant", tool_calls=[llm.FunctionToolCall(
@@ -122,9 +136,11 @@ class PhoneAssistant(Agent):
                                        "a colleague.")
         await tell(context, "Sure, I'm transferring you to a colleague now. Please hold.")
         target = number if number.startswith("sip:") else f"tel:{number}"
+        self.note_end(EndReason.transferred, target)  # before: the caller's leg may go while the REFER is answered
         try:
             await job.transfer_sip_participant(caller, target)
         except Exception as error:  # the carrier refused the REFER, say
+            self.note_end(None, None)
             log.warning("transfer to %s failed: %s", target, error)
             return await tell(context, "I'm sorry, the transfer didn't go through. Please call back in a little while.")
         log.info("transferred the caller to %s", target)

@@ -19,6 +19,8 @@ import time
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
+from calls.models import EndNote, EndReason, no_note
+
 log = logging.getLogger("agent")
 
 STILL_THERE = "Are you still there?"
@@ -69,8 +71,9 @@ class CallLimits:
     (text -> awaitable that finishes when spoken), then `hang_up()` ends the session (and so the call)."""
 
     def __init__(self, session, *, silence: float | None, max_duration: float | None, wrap_up: float = 20.0,
-                 started_ago: float = 0.0, clock=time.monotonic) -> None:
+                 started_ago: float = 0.0, clock=time.monotonic, note_end: EndNote = no_note) -> None:
         self.session = session
+        self.note_end = note_end  # the call record's: why the session is about to end
         self.silence = silence
         self.max_duration = max_duration
         self.wrap_up = wrap_up
@@ -112,21 +115,22 @@ class CallLimits:
             self._spawn(self._say(STILL_THERE))
         else:
             log.info("the caller stayed silent after being asked: ending the call")
-            self._spawn(self._end(SILENT_GOODBYE))
+            self._spawn(self._end(SILENT_GOODBYE, EndReason.silence))
 
     async def _time_limit(self, delay: float) -> None:
         await asyncio.sleep(delay)
         if not self.ending:
             log.info("the call reached its time limit (%.0f s): ending it", self.max_duration)
-            await self._end(TIME_LIMIT_GOODBYE)
+            await self._end(TIME_LIMIT_GOODBYE, EndReason.max_duration)
 
     async def _say(self, text: str) -> None:
         await self.session.say(text, allow_interruptions=False).wait_for_playout()
 
-    async def _end(self, text: str) -> None:
+    async def _end(self, text: str, reason: EndReason) -> None:
         if self.ending:
             return
         self.ending = True
+        self.note_end(reason, None)
         try:
             await self._say(text)
         finally:

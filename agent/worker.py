@@ -13,16 +13,21 @@ import logging
 import sys
 import threading
 import time
+from collections.abc import Callable
 
 from livekit import rtc
 from livekit.agents import NOT_GIVEN, AgentServer, AgentSession, JobContext, JobProcess, JobRequest, inference, room_io
 from livekit.plugins import silero
 
+from calls.aftercall import AfterCall
+from calls.models import EndReason
+from calls.recordings import prune_recordings
 from playground.tokens import WEB_ROOM_PREFIX
 from stack.settings import LOOPBACK, Settings
 
 from .assistant import PhoneAssistant
 from .call_limits import ALREADY_CALLING, CallLimits, max_duration_of, seconds_since, too_many_from_caller
+from .call_record import CallRecord, open_call_store
 from .providers import build_plugins, check_credentials, choose_providers, session_connect_options
 from .turn_policy import TurnPolicy
 
@@ -32,6 +37,9 @@ BUSY = "Sorry, all our lines are busy right now. Please call again in a few minu
 BUSY_ATTRIBUTE = "phone_assistant.lines_busy"  # on the agent's participant, set when the call was admitted
 # On the agent's participant when its caller already has AGENT_MAX_CALLS_PER_CALLER calls under way.
 REPEAT_CALLER_ATTRIBUTE = "phone_assistant.caller_has_calls"
+# RECORD_CALLS: livekit-agents' session recording of the audio only (no traces, logs or transcript to LiveKit Cloud's
+# observability, which is where the rest would go); the transcript is in the call store.
+AUDIO_ONLY = {"audio": True, "traces": False, "logs": False, "transcript": False}
 
 
 class Lines:
@@ -46,6 +54,10 @@ class Lines:
         self.server, self.max_calls = server, max_calls
         self.per_caller, self.room_prefix = per_caller, room_prefix
         self.max_web = max_calls if max_web is None else max_web
+        self.on_accept: Callable[[str], None] | None = None  # told each accepted call's room (after-call work)
+
+    def running_rooms(self) -> set[str]:
+        return {job.job.room.name for job in self.server.active_jobs}
 
     def load(self) -> float:
         """Jobs / twice AGENT_MAX_CALLS: at AGENT_LOAD_THRESHOLD the worker says it is full."""
@@ -55,6 +67,8 @@ class Lines:
         """Takes every call offered; marks it busy when AGENT_MAX_CALLS calls are under way, or when its caller
         already has AGENT_MAX_CALLS_PER_CALLER (agent/call_limits.py), and a web conversation (a web-... room) also
         when PLAYGROUND_MAX_SESSIONS of them are, so web users never take every line."""
+        if self.on_accept:
+            self.on_accept(request.room.name)
         running = [job.job.room.name for job in self.server.active_jobs]
         if too_many_from_caller(request.room.name, running, self.room_prefix, self.per_caller):
             await request.accept(attributes={REPEAT_CALLER_ATTRIBUTE: "true"})
@@ -75,12 +89,29 @@ def build_server(settings: Settings) -> AgentServer:
         load_threshold=settings.agent_load_threshold,
         initialize_process_timeout=60.0,  # prewarm loads models and synthesizes the greeting on a slow CPU
     )
+    if store := open_call_store(settings, migrate=True):  # once here, so no call's process waits on a migration
+        store.close()
     lines = Lines(server, settings.agent_max_calls, settings.agent_max_calls_per_caller, settings.sip_room_prefix,
                   settings.playground_max_sessions)
     server.load_fnc = lines.load
     server.setup_fnc = prewarm
     server.rtc_session(phone_call, agent_name=settings.agent_name, on_request=lines.admit)
+    server.on("worker_started", lambda: start_after_call(settings, lines))
     return server
+
+
+def start_after_call(settings: Settings, lines: Lines) -> AfterCall | None:
+    """Each call's summary and end-of-call webhook, after it, in this process (the worker's main one, which outlives
+    the calls' job processes: calls/aftercall.py says why)."""
+    if not settings.call_summaries and not settings.call_webhook_url:
+        return None
+    store = open_call_store(settings)
+    if store is None:
+        return None
+    after_call = AfterCall(store, settings, running_rooms=lines.running_rooms)
+    lines.on_accept = after_call.expect
+    after_call.start()
+    return after_call
 
 
 def prewarm(proc: JobProcess) -> None:
@@ -92,6 +123,9 @@ def prewarm(proc: JobProcess) -> None:
     proc.userdata["vad"] = silero.VAD.load(min_silence_duration=0.35)
     proc.userdata["providers"] = providers
     proc.userdata["provider_problem"] = check_credentials(providers)
+    proc.userdata["call_store"] = store = open_call_store(settings)  # build_server() migrated it
+    if store and settings.record_calls:
+        prune_recordings(store, settings.recordings_dir, settings.record_retention_days)
     if proc.userdata["provider_problem"]:
         log.error("%s", proc.userdata["provider_problem"])
         return
@@ -145,21 +179,30 @@ async def phone_call(ctx: JobContext) -> None:
     # Who called is personal data: the number and the room named after it only at debug level.
     log.info("%s call started (job %s)", "phone" if is_phone else "web", ctx.job.id)
     log.debug("call from %s in room %s", caller_number or participant.identity, ctx.room.name)
+    # Its record in the call store, written turn by turn from a thread of its own; the last writes land before the
+    # job's process ends.
+    record = CallRecord(ctx.proc.userdata["call_store"],
+                        recordings_dir=settings.recordings_dir if settings.record_calls else None)
+    started_ago = seconds_since(ctx.room.creation_time)
+    record.begin(ctx, participant, is_phone=is_phone, settings=settings, providers=providers,
+                 started_ago=started_ago)
+    ctx.add_shutdown_callback(record.aclose)
 
     if problem := ctx.proc.userdata["provider_problem"]:
         log.error("%s", problem)
-        await apologize_and_hang_up(ctx, APOLOGY, "AI provider unavailable")
+        await apologize_and_hang_up(ctx, APOLOGY, "AI provider unavailable", record, EndReason.error, problem)
         return
     if ctx.room.local_participant.attributes.get(BUSY_ATTRIBUTE):
         log.warning("all %d lines busy: telling the caller to call back (job %s)", settings.agent_max_calls,
                     ctx.job.id)
-        await apologize_and_hang_up(ctx, BUSY, "all lines busy")
+        await apologize_and_hang_up(ctx, BUSY, "all lines busy", record, EndReason.busy)
         return
     if ctx.room.local_participant.attributes.get(REPEAT_CALLER_ATTRIBUTE):
         log.warning("the caller already has %d calls under way: turning this one away (job %s)",
                     settings.agent_max_calls_per_caller, ctx.job.id)
         log.debug("%s already has %d calls under way", caller_number, settings.agent_max_calls_per_caller)
-        await apologize_and_hang_up(ctx, ALREADY_CALLING, "too many calls from one number")
+        await apologize_and_hang_up(ctx, ALREADY_CALLING, "too many calls from one number", record,
+                                    EndReason.rejected_repeat_caller)
         return
 
     stt, llm, tts = build_plugins(providers, profile.agent_language, stt_prompt=policy.transcription_prompt())
@@ -175,17 +218,20 @@ async def phone_call(ctx: JobContext) -> None:
         },
     )
     session.on("conversation_item_added", log_turn_metrics)
+    assistant = PhoneAssistant(profile, policy, caller_number, on_intent=record.intent_decided,
+                               note_end=record.note_end)
     # When the caller hangs up (or the web user leaves), delete the room: the job ends and the worker is free.
-    await session.start(agent=PhoneAssistant(profile, policy, caller_number), room=ctx.room,
+    await session.start(agent=assistant, room=ctx.room, record=AUDIO_ONLY if settings.record_calls else NOT_GIVEN,
                         room_options=room_io.RoomOptions(delete_room_on_close=True, text_input=room_io.TextInputOptions(
                             text_input_cb=capped_chat(settings.agent_max_chat_chars))))
+    record.attach(session, ctx)
     # A fixed greeting needs no LLM round trip, and its audio is ready, so the caller hears us at once.
     greeting = ctx.proc.userdata.get("greeting")
     session.say(profile.greeting_text, audio=frames_of(greeting) if greeting else NOT_GIVEN, allow_interruptions=False)
     # A silent caller is asked, then let go; a call nearing the trunk's maximum duration is ended with a goodbye.
     CallLimits(session, silence=settings.agent_silence_timeout or None,
                max_duration=max_duration_of(participant.attributes) if is_phone else None,
-               started_ago=seconds_since(ctx.room.creation_time)).start()
+               started_ago=started_ago, note_end=record.note_end).start()
 
 
 def capped_chat(max_chars: int):
@@ -216,10 +262,14 @@ def log_turn_metrics(event) -> None:
                                                                      if isinstance(v, (int, float))}}))
 
 
-async def apologize_and_hang_up(ctx: JobContext, message: str, reason: str) -> None:
+async def apologize_and_hang_up(ctx: JobContext, message: str, reason: str, record: CallRecord,
+                                end_reason: EndReason, detail: str | None = None) -> None:
     """Says `message` with the offline voice (it works when the AI provider does not), then ends the call, so
-    the caller hears no silence. The voice is Piper (GPL-3.0): it runs as a program of its own,
-    `python -m local_openai.speak`, and never loads into this process; its stdout is 16-bit mono PCM at `rate`."""
+    the caller hears no silence; the call's record gets the message and `end_reason`. The voice is Piper (GPL-3.0):
+    it runs as a program of its own, `python -m local_openai.speak`, and never loads into this process; its stdout
+    is 16-bit mono PCM at `rate`."""
+    record.said(message)
+    record.end(end_reason, detail)
 
     rate = 24000
     frame_bytes = rate // 50 * 2  # 20 ms of 16-bit samples

@@ -18,5 +18,6 @@ parser = argparse.ArgumentParser(prog="python -m playground")
 parser.add_argument("--host", default="127.0.0.1")
 parser.add_argument("--port", type=int, default=settings.playground_port)
 args = parser.parse_args()
+app = app_from_settings(settings, args.host)  # refuses (one line) what it must not serve
 print(f"playground on http://{args.host}:{args.port}/", flush=True)
-uvicorn.run(app_from_settings(settings, args.host), host=args.host, port=args.port, log_level="warning")
+uvicorn.run(app, host=args.host, port=args.port, log_level="warning")

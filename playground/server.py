@@ -10,8 +10,10 @@ PLAYGROUND_MAX_SESSIONS web conversations run at once, so web users cannot take 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import math
 import secrets
+import threading
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
@@ -27,6 +29,7 @@ from pydantic import BaseModel
 
 from stack.settings import Settings
 
+from .calls_api import CallsGuard, calls_router
 from .tokens import WEB_ROOM_PREFIX, join_token, new_room_name
 
 HERE = Path(__file__).resolve().parent
@@ -45,9 +48,11 @@ class WebLimits:
 
 
 class Refused(Exception):
-    def __init__(self, status: int, message: str, retry_after: int | None = None):
+    def __init__(self, status: int, message: str, retry_after: int | None = None,
+                 headers: dict[str, str] | None = None):
         super().__init__(message)
         self.status, self.message, self.retry_after = status, message, retry_after
+        self.headers = {**(headers or {}), **({"retry-after": str(retry_after)} if retry_after else {})}
 
 
 def host_name(host: str) -> str:
@@ -111,6 +116,33 @@ class WebSessions:
             return room
 
 
+@dataclass(frozen=True)
+class CallsAccess:
+    """The Calls page's store, where recordings may be read from, and its password (empty: loopback only)."""
+    store: LazyStore
+    recordings_root: Path
+    password: str = ""
+
+
+class LazyStore:
+    """The call store, opened on the first request that needs it: the playground's own page works when the
+    database is down, and the Calls page then says why in one line (503)."""
+
+    def __init__(self, open_store: Callable[[], object]):
+        self._open, self._store = open_store, None
+        self._lock = threading.Lock()
+
+    def __getattr__(self, name: str):
+        with self._lock:
+            if self._store is None:
+                from calls.store import CallStoreError
+                try:
+                    self._store = self._open()
+                except CallStoreError as error:
+                    raise Refused(503, str(error)) from None
+        return getattr(self._store, name)
+
+
 class SessionOptions(BaseModel):
     camera: bool = False
 
@@ -127,7 +159,8 @@ def livekit_web_rooms(livekit_url: str, api_key: str, api_secret: str) -> Callab
 
 
 def create_app(livekit_url: str, api_key: str, api_secret: str, agent_name: str, limits: WebLimits = WebLimits(),
-               live_rooms: Callable[[], Awaitable[set[str]]] | None = None) -> FastAPI:
+               live_rooms: Callable[[], Awaitable[set[str]]] | None = None,
+               calls: CallsAccess | None = None) -> FastAPI:
     app = FastAPI(title="Phone assistant playground", docs_url=None, redoc_url=None)
     hosts = LOOPBACK_HOSTS | set(limits.allowed_hosts)
     rate = RateLimit(limits.sessions_per_minute)
@@ -135,8 +168,7 @@ def create_app(livekit_url: str, api_key: str, api_secret: str, agent_name: str,
 
     @app.exception_handler(Refused)
     async def refused(_: Request, error: Refused):
-        headers = {"retry-after": str(error.retry_after)} if error.retry_after else None
-        return JSONResponse({"error": error.message}, error.status, headers=headers)
+        return JSONResponse({"error": error.message}, error.status, headers=error.headers or None)
 
     def same_origin(request: Request) -> None:
         """Only the page itself may ask: its own Host, and its own origin (browsers send Origin with a POST)."""
@@ -173,6 +205,9 @@ def create_app(livekit_url: str, api_key: str, api_secret: str, agent_name: str,
             return JSONResponse({"error": "livekit-client is not installed: run `npm ci` in playground/web"}, 500)
         return FileResponse(CLIENT_BUNDLE, media_type="text/javascript")
 
+    if calls is not None:
+        guard = CallsGuard(frozenset(hosts), LOOPBACK_HOSTS, calls.password, Refused, host_name)
+        app.include_router(calls_router(calls.store, guard, calls.recordings_root, Refused))
     app.mount("/", StaticFiles(directory=HERE / "static", html=True), name="static")
     return app
 
@@ -184,9 +219,30 @@ def limits_from(settings: Settings, extra_hosts: Iterable[str] = ()) -> WebLimit
                      allowed_hosts=tuple(sorted(hosts)), max_chat_chars=settings.agent_max_chat_chars)
 
 
+def calls_access(settings: Settings, bind_host: str) -> CallsAccess:
+    """The Calls page's access; SystemExit (one line) for a server that would show call records beyond this
+    machine without a password."""
+    if not is_loopback(bind_host) and not settings.playground_password:
+        raise SystemExit(f"the playground would serve call records on {bind_host}: set PLAYGROUND_PASSWORD in .env "
+                         "(the Calls page then asks for it), or listen on 127.0.0.1")
+    from calls.store import CallStore
+
+    return CallsAccess(LazyStore(lambda: CallStore.open(settings)), settings.recordings_dir,
+                       settings.playground_password)
+
+
+def is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host_name(host) if host.startswith("[") else host).is_loopback
+    except ValueError:
+        return host.lower() == "localhost"
+
+
 def app_from_settings(settings: Settings, bind_host: str = "127.0.0.1") -> FastAPI:
     if not settings.api_key or not settings.api_secret:
         raise SystemExit("no LIVEKIT_API_KEY / LIVEKIT_API_SECRET: run `python cli.py up` or set them in .env")
+    calls = calls_access(settings, bind_host)
     return create_app(settings.playground_livekit_url or settings.livekit_url, settings.api_key,
                       settings.api_secret, settings.agent_name, limits_from(settings, [bind_host]),
-                      live_rooms=livekit_web_rooms(settings.livekit_http_url, settings.api_key, settings.api_secret))
+                      live_rooms=livekit_web_rooms(settings.livekit_http_url, settings.api_key, settings.api_secret),
+                      calls=calls)

@@ -57,7 +57,8 @@ REDIS_DEBIAN_PACKAGE = "redis-server"
 # What the test suite drives: SIPp (a real SIP user agent), `ip` and `nsenter` for its network namespaces, Chromium,
 # Kamailio (with its TLS module) as the simulated carrier's SIP proxy in the carrier tests, openssl for their test CA.
 TEST_TOOL_PACKAGES = ("sip-tester", "iproute2", "util-linux", "chromium", "kamailio", "kamailio-tls-modules",
-                      "openssl")
+                      "openssl",
+                      "postgresql")  # the call store's tests run on a throwaway PostgreSQL cluster too
 
 
 def say(message: str) -> None:

@@ -38,6 +38,18 @@ def ensure_local_openai_key(settings: Settings) -> tuple[Settings, bool]:
     return settings.with_local_openai_key(key), True
 
 
+def ensure_call_webhook_secret(settings: Settings) -> tuple[Settings, bool]:
+    """Settings with CALL_WEBHOOK_SECRET, the key the end-of-call webhook is signed with, generated into `.env` on
+    first use (whether or not a CALL_WEBHOOK_URL is set yet, so the receiver can be given it beforehand).
+
+    The second value says whether a new secret was written."""
+    if settings.call_webhook_secret:
+        return settings, False
+    secret = "whsec_" + secrets.token_urlsafe(32)
+    save_env_values(settings.env_file, CALL_WEBHOOK_SECRET=secret)
+    return settings.with_call_webhook_secret(secret), True
+
+
 def save_env_values(env_file: Path, **values: str) -> None:
     """Writes keys into `.env` (`KEY=value`, replacing a line that sets the key, else appended), keeping the rest of
     the file as it was. All at once: the new file is written beside the old one, private (mode 600) from its first

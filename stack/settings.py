@@ -103,6 +103,15 @@ def _strip(text: str) -> str:
     return text.strip()
 
 
+DATABASE_SCHEMES = ("postgresql", "postgres", "postgresql+psycopg", "sqlite")
+
+
+def _database_url(url: str) -> str:
+    if url and urlparse(url).scheme not in DATABASE_SCHEMES:
+        raise ValueError("not a database URL")
+    return url
+
+
 Port = Annotated[int, Field(ge=1, le=65535), Allowed("a port number 1-65535")]
 PortRange = Annotated[tuple[int, int], NoDecode, BeforeValidator(_port_range),
                       PlainSerializer(lambda ports: f"{ports[0]}-{ports[1]}"),
@@ -163,6 +172,9 @@ class Settings(BaseSettings):
     playground_allowed_hosts: Annotated[tuple[str, ...], NoDecode, BeforeValidator(_comma_list),
                                         AfterValidator(_host_names), PlainSerializer(",".join),
                                         Allowed("comma-separated host names, like phone.example.com")] = ()
+    # The Calls page (call records, transcripts, recordings) asks for it (HTTP basic auth, any user name) when set;
+    # unset, it answers on 127.0.0.1 only, and the playground refuses to listen on another address.
+    playground_password: str = ""
 
     # --- SIP provisioning (`cli.py sip setup`) ------------------------------------------------------------------------
     sip_numbers: Numbers = setting(("+15550100",), min_length=1)
@@ -211,6 +223,16 @@ class Settings(BaseSettings):
     agent_max_calls_per_caller: Annotated[int, Field(ge=0), Allowed("a whole number, 0 or more")] = 2
     agent_max_chat_chars: Annotated[int, Field(ge=1, le=100000), Allowed("a whole number, 1 or more")] = 500
 
+    # --- The call store (calls/): every call, its turns, and optionally its audio -----------------------------------
+    # Empty: the SQLite file <run dir>/calls.sqlite3. postgresql://user:password@host:port/db: that PostgreSQL server.
+    database_url: Annotated[str, AfterValidator(_strip), AfterValidator(_database_url),
+                            Allowed("a postgresql://user:password@host/db or sqlite:///path URL, or empty")] = ""
+    # Record each call's audio (caller and assistant on separate channels) into <run dir>/recordings/. Off by
+    # default: callers must be told they are recorded where the law asks for it (README, "Call records").
+    record_calls: Flag = False
+    # Recordings older than this many days are deleted (0: kept until deleted by hand).
+    record_retention_days: Annotated[int, Field(ge=0, le=36500), Allowed("a whole number of days, 0 or more")] = 30
+
     # --- The business (agent/business.py: a key set here wins over the same key in the BUSINESS_CONFIG file) ---------
     business_name: str = "Example Company"
     business_hours: str = "Monday to Friday, 9 am to 5 pm"
@@ -247,6 +269,17 @@ class Settings(BaseSettings):
     local_openai_max_audio_s: Annotated[int, Field(ge=1, le=3600),
                                         Allowed("a whole number of seconds, 1 to 3600")] = 120
     local_openai_max_queue: Annotated[int, Field(ge=1, le=1000), Allowed("a whole number, 1 to 1000")] = 8
+
+    # --- After each call (calls/aftercall.py) ------------------------------------------------------------------------
+    # Where the end-of-call webhook POSTs each call's record and transcript; empty: none is sent.
+    call_webhook_url: Annotated[str, AfterValidator(_strip), _url("http", "https"),
+                                Allowed("an http:// or https:// URL")] = ""
+    # The HMAC-SHA256 key the webhook is signed with; `python cli.py up` generates one here (mode 600) when empty.
+    call_webhook_secret: Annotated[str, AfterValidator(_strip)] = ""
+    # Tries per webhook before it is marked failed; the waits between them double from 4 s (5 tries: about 1 min).
+    call_webhook_attempts: Annotated[int, Field(ge=1, le=20), Allowed("a whole number, 1 to 20")] = 5
+    # A short summary and outcome of each call, written by the LLM after hang-up.
+    call_summaries: Flag = True
 
     @field_validator("livekit_url")
     @classmethod
@@ -342,6 +375,11 @@ class Settings(BaseSettings):
         return self.run_dir / "logs"
 
     @property
+    def recordings_dir(self) -> Path:
+        """Where call recordings are kept (RECORD_CALLS)."""
+        return self.run_dir / "recordings"
+
+    @property
     def bin_dir(self) -> Path:
         """Where livekit-server and livekit-sip are built once."""
         return self.stack_bin_dir or REPO_ROOT / ".cache" / "bin"
@@ -412,6 +450,9 @@ class Settings(BaseSettings):
 
     def with_local_openai_key(self, key: str) -> Settings:
         return self._copy(local_openai_api_key=key)
+
+    def with_call_webhook_secret(self, secret: str) -> Settings:
+        return self._copy(call_webhook_secret=secret)
 
     def _copy(self, **changes: Any) -> Settings:
         copy = self.model_copy(update=changes)

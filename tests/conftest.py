@@ -7,6 +7,7 @@ Run the suite through `make test`, which puts it in a network namespace of its o
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import subprocess
 import sys
@@ -16,6 +17,7 @@ import pytest
 from stack import lifecycle
 from stack.components import SERVERS
 from stack.settings import REPO_ROOT
+from tests.support.postgres import postgres_server, server_bin_dir
 from tests.support.stack import ARTIFACTS, LOCAL_ENDPOINT_KEY, RunningStack, make_stack_dir, stop_process
 
 # Keys from the developer's shell must not leak into the tests (an OpenAI key would send audio to OpenAI). Each
@@ -26,6 +28,35 @@ for _key in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "LIVEKIT_URL", "LIVEKIT_API_KE
 os.environ["HF_HUB_OFFLINE"] = "1"  # huggingface_hub reads it: never fetch model weights
 
 SHARED_STACK_PORT_BASE = 21000
+# The shared stack's agent sends its end-of-call webhooks here; tests/test_calls_page.py listens while its call runs
+# (other tests' calls find nobody there: two tries, then failed).
+SHARED_WEBHOOK_URL = f"http://127.0.0.1:{SHARED_STACK_PORT_BASE + 8}/hook"
+_databases = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A throwaway PostgreSQL server for the session (tests/support/postgres.py): its URL."""
+    with postgres_server() as url:
+        yield url
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.skipif(
+    server_bin_dir() is None, reason="needs PostgreSQL: python cli.py install --test-tools"))])
+def call_store_url(request, tmp_path):
+    """An empty call store: an SQLite file, or a new database on the session's PostgreSQL server. Tests that take
+    it run once on each."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'calls.sqlite3'}"
+    from sqlalchemy import create_engine, text
+
+    server = request.getfixturevalue("postgres")
+    name = f"calls_{next(_databases)}"
+    admin = create_engine(server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f"CREATE DATABASE {name}"))
+    admin.dispose()
+    return server.set(database=name).render_as_string(hide_password=False)
 
 
 @pytest.fixture(scope="session")
@@ -34,7 +65,8 @@ def stack_servers(tmp_path_factory) -> RunningStack:
     stack = make_stack_dir(tmp_path_factory.mktemp("shared-stack"), SHARED_STACK_PORT_BASE,
                            SIP_NUMBERS="+15550100", BUSINESS_NAME="Harbor Dental",
                            BUSINESS_HOURS="Monday to Friday, 9 am to 5 pm", TRANSFER_NUMBER="+15550199",
-                           PLAYGROUND_MAX_SESSIONS="3")
+                           PLAYGROUND_MAX_SESSIONS="3", CALL_WEBHOOK_URL=SHARED_WEBHOOK_URL,
+                           CALL_WEBHOOK_ATTEMPTS="2")
     try:
         lifecycle.up(stack.settings, list(SERVERS))
         yield stack

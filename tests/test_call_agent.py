@@ -8,6 +8,7 @@ and the agent's replies transcribed here with the same local models, loaded once
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import subprocess
 import time
@@ -221,5 +222,95 @@ def test_a_call_over_the_limit_hears_lines_busy_and_is_hung_up(agent_stack, stt,
             holder.kill()
             holder.communicate()
         monkeypatch.delenv("AGENT_MAX_CALLS")
+        lifecycle.down(agent_stack.settings, ["agent"])
+        lifecycle.up(agent_stack.settings, ["agent"])
+
+
+def _call_on_record(stack, caller: str, timeout: float = 30) -> dict:
+    """The call from `caller` as `cli.py calls list --json` shows it, once its end is written (the agent writes
+    it as the call closes)."""
+    from calls.store import CallStore
+
+    deadline = time.monotonic() + timeout
+    with CallStore.open(stack.settings) as store:
+        while not (calls := store.list_calls(number=caller)) or calls[0].ended_at is None:
+            assert time.monotonic() < deadline, f"no ended call from {caller} on record: {calls}"
+            time.sleep(0.5)
+    listed = stack.cli("calls", "list", "--json", "--number", caller, timeout=60)
+    assert listed.returncode == 0, listed.stderr
+    found = json.loads(listed.stdout)
+    assert len(found) == 1, found
+    return found[0]
+
+
+def test_a_call_is_on_record_with_its_transcript_and_latency(agent_stack, stt, say, tmp_path):
+    caller = "+15550141"
+    result = call(dial(agent_stack, tmp_path, "record", ["What are your opening hours?"], say, caller_id=caller,
+                       hangup_after=3), stt)
+    assert result.ok, result.error
+    record = _call_on_record(agent_stack, caller)
+    assert (record["kind"], record["caller_number"], record["dialled_number"]) == ("phone", caller, "+15550100")
+    assert record["trunk_id"] and record["answered_at"] and record["status"] == "ended"
+    assert record["end_reason"] == "caller_hung_up"
+    assert record["provider"] == "local" and record["llm_model"]
+    turns = record["turns"]
+    assert turns[0]["role"] == "assistant" and re.search(r"harbou?r|dental", turns[0]["text"], re.I), turns[0]
+    question = next(turn for turn in turns if turn["role"] == "user")
+    assert re.search(r"hours|open", question["text"], re.I), question
+    assert question["intent"] == "hours" and question["intent_confidence"] > 0.5
+    assert {"end_of_turn_delay", "transcription_delay"} <= set(question["metrics"] or {}), question
+    answer = turns[turns.index(question) + 1]
+    assert answer["role"] == "assistant" and re.search(r"monday|friday|9|5", answer["text"], re.I), answer
+    assert answer["metrics"]["e2e_latency"] > 0 and "tts_node_ttfb" in answer["metrics"], answer
+
+    shown = agent_stack.cli("calls", "show", record["id"][:8], timeout=60)
+    assert shown.returncode == 0, shown.stderr
+    assert f"caller: {caller}" in shown.stdout and "end: caller hung up" in shown.stdout
+    assert f"caller: {question['text']}" in shown.stdout and answer["text"] in shown.stdout
+    assert f"e2e {answer['metrics']['e2e_latency']:.2f} s" in shown.stdout
+
+
+def test_a_caller_hanging_up_mid_answer_leaves_the_record_up_to_then(agent_stack, stt, say, tmp_path):
+    caller = "+15550142"
+    result = call(dial(agent_stack, tmp_path, "record-cut", ["What are your opening hours?"], say, caller_id=caller,
+                       hangup_mid_reply=0.5), stt)
+    assert result.ok, result.error
+    assert result.hangup_by == "caller" and result.turns[0].reply_start_ms is not None
+    record = _call_on_record(agent_stack, caller)
+    assert record["end_reason"] == "caller_hung_up"
+    roles = [turn["role"] for turn in record["turns"]]
+    assert roles[:2] == ["assistant", "user"], record["turns"]
+    cut = record["turns"][roles.index("user") + 1]
+    assert cut["role"] == "assistant" and cut["interrupted"], cut  # the answer the caller did not wait for
+
+
+def test_a_recorded_call_keeps_its_audio_in_the_run_folder(agent_stack, stt, say, tmp_path, monkeypatch):
+    """RECORD_CALLS=true: livekit-agents' recording of the call (caller and assistant on two channels) is copied out
+    of the job's temporary folder, named in the record, and readable by its owner only."""
+    import av
+
+    caller = "+15550143"
+    monkeypatch.setenv("RECORD_CALLS", "true")
+    settings = agent_stack.settings  # loaded now: the agent started from them records
+    lifecycle.down(settings, ["agent"])
+    lifecycle.up(settings, ["agent"])
+    try:
+        result = call(dial(agent_stack, tmp_path, "recorded", ["What are your opening hours?"], say,
+                           caller_id=caller, hangup_after=2), stt)
+        assert result.ok, result.error
+        deadline = time.monotonic() + 30
+        while not (record := _call_on_record(agent_stack, caller))["recording_path"]:
+            assert time.monotonic() < deadline, f"no recording on record: {record}"
+            time.sleep(1)
+        recording = Path(record["recording_path"])
+        assert recording == settings.recordings_dir / f"{record['id']}.ogg"
+        assert recording.stat().st_mode & 0o077 == 0
+        with av.open(str(recording)) as container:
+            stream = container.streams.audio[0]
+            assert stream.codec_context.channels == 2
+            seconds = float(container.duration or 0) / av.time_base
+        assert seconds > 3, f"{seconds:.1f} s of audio for a call of {result.hangup_ms} ms"
+    finally:
+        monkeypatch.delenv("RECORD_CALLS")
         lifecycle.down(agent_stack.settings, ["agent"])
         lifecycle.up(agent_stack.settings, ["agent"])

@@ -18,7 +18,8 @@ from packaging.utils import canonicalize_name
 pytestmark = pytest.mark.unit
 
 ROOT = Path(__file__).resolve().parent.parent
-LOCAL = {"agent", "sip", "stack", "local_openai", "playground", "bench", "tests", "tools", "scripts", "cli", "main"}
+LOCAL = {"agent", "calls", "sip", "stack", "local_openai", "playground", "bench", "tests", "tools", "scripts", "cli",
+         "main"}
 SOURCES = [*sorted(LOCAL - {"cli", "main"}), "cli.py", "main.py"]
 # Imported inside `try: ... except ImportError` with a fallback, so not needed (bench/stt_wer.py counts word errors
 # itself without jiwer).

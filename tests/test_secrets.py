@@ -22,7 +22,8 @@ SERVERS_AND_PAGE = ["--only", "redis", "--only", "livekit-server", "--only", "li
 
 def secrets_of(settings) -> dict[str, str]:
     values = {"LIVEKIT_API_SECRET": settings.api_secret, "LOCAL_OPENAI_API_KEY": settings.local_openai_api_key,
-              "SIP_AUTH_PASSWORD": settings.sip_auth_password, "OPENAI_API_KEY": settings.openai_api_key}
+              "SIP_AUTH_PASSWORD": settings.sip_auth_password, "OPENAI_API_KEY": settings.openai_api_key,
+              "CALL_WEBHOOK_SECRET": settings.call_webhook_secret, "PLAYGROUND_PASSWORD": settings.playground_password}
     return {key: value for key, value in values.items() if value}
 
 

@@ -9,7 +9,12 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from stack.credentials import ensure_api_credentials, ensure_local_openai_key, save_env_values
+from stack.credentials import (
+    ensure_api_credentials,
+    ensure_call_webhook_secret,
+    ensure_local_openai_key,
+    save_env_values,
+)
 from stack.settings import REPO_ROOT, Settings, settings_for_port_block
 
 ARTIFACTS = REPO_ROOT / "test-artifacts"  # screenshots, and the stacks' logs for a failed CI run
@@ -45,6 +50,7 @@ def make_stack_dir(base_dir: Path, port_base: int, **extra: str) -> RunningStack
     stack = RunningStack(env_file=env_file, run_dir=base_dir / "run")
     ensure_api_credentials(stack.settings)
     ensure_local_openai_key(stack.settings)
+    ensure_call_webhook_secret(stack.settings)
     return stack
 
 
