@@ -6,6 +6,7 @@ import json
 import shutil
 import subprocess
 import wave
+from datetime import UTC, datetime
 
 import httpx
 import jwt
@@ -54,8 +55,10 @@ def test_session_endpoint_mints_a_fresh_room_without_exposing_the_secret(playgro
 @pytest.mark.skipif(not CHROMIUM or not NODE_MODULES.exists(),
                     reason="needs Debian chromium and `npm ci` in playground/web")
 def test_a_person_talks_to_the_agent_in_chromium(playground, agent_stack, tmp_path):
+    from calls.store import CallStore
     from local_openai.tts import TextToSpeech
 
+    started = datetime.now(UTC)
     tts = TextToSpeech()
     speech = np.concatenate(list(tts.synthesize("What are your opening hours?")))
     silence = np.zeros(tts.sample_rate * 10, dtype=np.int16)
@@ -80,3 +83,11 @@ def test_a_person_talks_to_the_agent_in_chromium(playground, agent_stack, tmp_pa
     for state in ("listening", "thinking", "speaking"):
         assert state in seen["statesSeen"], seen
     assert not seen["errors"], seen
+    # The web conversation is on record like a phone call: kind "web", what the person said, the agent's replies.
+    with CallStore.open(agent_stack.settings, migrate=False) as store:
+        web_calls = [call for call in store.list_calls(since=started, turns=True) if call.kind == "web"]
+        assert web_calls, [store.to_dict(call, turns=False) for call in store.list_calls(since=started)]
+        record = store.to_dict(web_calls[0])
+    said = [turn["text"] for turn in record["turns"] if turn["role"] == "user"]
+    assert any("hours" in text.lower() for text in said), record
+    assert sum(turn["role"] == "assistant" for turn in record["turns"]) >= 2, record
