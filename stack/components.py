@@ -40,16 +40,21 @@ class Component:
     wants: tuple[str, ...] = field(default_factory=tuple)
 
 
+# A health check's answer may take this long: with calls saturating two cores, the agent's and the endpoint's HTTP
+# servers answer late, and a check that gives up too soon gets a busy component restarted mid-call by the watchdog.
+HEALTH_CHECK_TIMEOUT_S = 5.0
+
+
 def _http_ok(url: str, accept: tuple[int, ...] = (200,)) -> bool:
     try:
-        return httpx.get(url, timeout=2.0).status_code in accept
+        return httpx.get(url, timeout=HEALTH_CHECK_TIMEOUT_S).status_code in accept
     except httpx.HTTPError:
         return False
 
 
 def _redis_ping(settings: Settings) -> bool:
     try:
-        with socket.create_connection((LOOPBACK, settings.redis_port), timeout=2.0) as conn:
+        with socket.create_connection((LOOPBACK, settings.redis_port), timeout=HEALTH_CHECK_TIMEOUT_S) as conn:
             conn.sendall(b"PING\r\n")
             return conn.recv(64).startswith(b"+PONG")
     except OSError:

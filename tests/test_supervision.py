@@ -19,13 +19,15 @@ import psutil
 import pytest
 
 from stack import supervision, watchdog
-from stack.components import BY_NAME
+from stack.components import BY_NAME, HEALTH_CHECK_TIMEOUT_S
 from tests.support.stack import RunningStack, make_stack_dir
 
 pytestmark = pytest.mark.stack
 REDIS_AND_PAGE = ["--only", "redis", "--only", "playground", "--no-provision"]
-# A hung component: FAILURES_BEFORE_RESTART checks (each up to 2 s) at CHECK_INTERVAL_S, then TERM_WAIT_S, a start.
-HUNG_RESTART_BOUND_S = watchdog.FAILURES_BEFORE_RESTART * (watchdog.CHECK_INTERVAL_S + 2) + watchdog.TERM_WAIT_S + 15
+# A hung component: FAILURES_BEFORE_RESTART checks (each up to HEALTH_CHECK_TIMEOUT_S) at CHECK_INTERVAL_S, then
+# TERM_WAIT_S, a start.
+HUNG_RESTART_BOUND_S = (watchdog.FAILURES_BEFORE_RESTART * (watchdog.CHECK_INTERVAL_S + HEALTH_CHECK_TIMEOUT_S)
+                        + watchdog.TERM_WAIT_S + 15)
 
 
 @pytest.fixture
