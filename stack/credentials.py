@@ -31,11 +31,7 @@ def ensure_local_openai_key(settings: Settings) -> tuple[Settings, bool]:
     """Settings with LOCAL_OPENAI_API_KEY, the key the local endpoint wants, generated into `.env` on first use.
 
     The second value says whether a new key was written."""
-    if settings.local_openai_api_key:
-        return settings, False
-    key = "local-" + secrets.token_urlsafe(32)
-    save_env_values(settings.env_file, LOCAL_OPENAI_API_KEY=key)
-    return settings.with_local_openai_key(key), True
+    return _ensure_generated(settings, "LOCAL_OPENAI_API_KEY", prefix="local-")
 
 
 def ensure_call_webhook_secret(settings: Settings) -> tuple[Settings, bool]:
@@ -43,11 +39,16 @@ def ensure_call_webhook_secret(settings: Settings) -> tuple[Settings, bool]:
     first use (whether or not a CALL_WEBHOOK_URL is set yet, so the receiver can be given it beforehand).
 
     The second value says whether a new secret was written."""
-    if settings.call_webhook_secret:
+    return _ensure_generated(settings, "CALL_WEBHOOK_SECRET", prefix="whsec_")
+
+
+def _ensure_generated(settings: Settings, key: str, *, prefix: str) -> tuple[Settings, bool]:
+    field = key.lower()
+    if getattr(settings, field):
         return settings, False
-    secret = "whsec_" + secrets.token_urlsafe(32)
-    save_env_values(settings.env_file, CALL_WEBHOOK_SECRET=secret)
-    return settings.with_call_webhook_secret(secret), True
+    value = prefix + secrets.token_urlsafe(32)
+    save_env_values(settings.env_file, **{key: value})
+    return settings.with_generated(field, value), True
 
 
 def save_env_values(env_file: Path, **values: str) -> None:

@@ -448,11 +448,9 @@ class Settings(BaseSettings):
     def with_credentials(self, api_key: str, api_secret: str) -> Settings:
         return self._copy(api_key=api_key, api_secret=api_secret)
 
-    def with_local_openai_key(self, key: str) -> Settings:
-        return self._copy(local_openai_api_key=key)
-
-    def with_call_webhook_secret(self, secret: str) -> Settings:
-        return self._copy(call_webhook_secret=secret)
+    def with_generated(self, field: str, value: str) -> Settings:
+        """With a key or secret just generated into `.env` (stack/credentials.py)."""
+        return self._copy(**{field: value})
 
     def _copy(self, **changes: Any) -> Settings:
         copy = self.model_copy(update=changes)
