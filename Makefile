@@ -52,9 +52,11 @@ lint: $(VENV)/.installed
 	$(PY) -m ruff check .
 
 # The call benchmark on a stack of its own, in a namespace of its own; results go to docs/benchmarks.md.
+# Its worker takes up to 4 conversations (the highest default level), whatever AGENT_MAX_CALLS says: the bench
+# measures what each level costs, to choose AGENT_MAX_CALLS from (docs/deploy.md, "Capacity").
 BENCH_RUN := $(CURDIR)/.run/bench
 bench: install
-	scripts/netns.sh sh -c 'PHONE_RUN_DIR=$(BENCH_RUN) $(PY) cli.py up && \
+	scripts/netns.sh sh -c 'export AGENT_MAX_CALLS=4; PHONE_RUN_DIR=$(BENCH_RUN) $(PY) cli.py up && \
 	  PHONE_RUN_DIR=$(BENCH_RUN) $(PY) -m bench.calls --run-dir $(BENCH_RUN) $(BENCH_ARGS) --write docs/benchmarks.md; \
 	  status=$$?; PHONE_RUN_DIR=$(BENCH_RUN) $(PY) cli.py down; exit $$status'
 

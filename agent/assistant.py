@@ -41,6 +41,15 @@ def sip_caller(room: rtc.Room | None) -> rtc.RemoteParticipant | None:
                  if p.kind == rtc.ParticipantKind.PARTICIPANT_KIND_SIP), None)
 
 
+async def transfer_sip_caller(job, caller: rtc.RemoteParticipant, number: str) -> None:
+    """A cold transfer of the phone caller to `number` (E.164, or a sip: address): livekit-sip sends the caller's
+    side a SIP REFER. Raises when the transfer does not go through."""
+    target = number if number.startswith("sip:") else f"tel:{number}"
+    await job.transfer_sip_participant(caller, target)
+    log.info("transferred the caller to %s", target)
+    log.debug("transferred %s to %s", caller.identity, target)
+
+
 def conversation_of(chat_ctx: llm.ChatContext) -> list[Turn]:
     return [Turn(item.role, item.text_content or "") for item in chat_ctx.items
             if isinstance(item, llm.ChatMessage) and item.role in ("user", "assistant")]
@@ -138,13 +147,11 @@ class PhoneAssistant(Agent):
         target = number if number.startswith("sip:") else f"tel:{number}"
         self.note_end(EndReason.transferred, target)  # before: the caller's leg may go while the REFER is answered
         try:
-            await job.transfer_sip_participant(caller, target)
+            await transfer_sip_caller(job, caller, number)
         except Exception as error:  # the carrier refused the REFER, say
             self.note_end(None, None)
             log.warning("transfer to %s failed: %s", target, error)
             return await tell(context, "I'm sorry, the transfer didn't go through. Please call back in a little while.")
-        log.info("transferred the caller to %s", target)
-        log.debug("transferred %s to %s", caller.identity, target)
         return llm.ToolResult("The caller has been transferred.", reply_required=False)
 
     @function_tool

@@ -10,74 +10,118 @@ import asyncio
 import dataclasses
 import json
 import logging
-import sys
+import math
 import threading
 import time
 from collections.abc import Callable
 
-from livekit import rtc
+from livekit import api, rtc
 from livekit.agents import NOT_GIVEN, AgentServer, AgentSession, JobContext, JobProcess, JobRequest, inference, room_io
 from livekit.plugins import silero
 
 from calls.aftercall import AfterCall
 from calls.models import EndReason
 from calls.recordings import prune_recordings
-from playground.tokens import WEB_ROOM_PREFIX
+from sip.provisioning import livekit_api
 from stack.settings import LOOPBACK, Settings
 
+from .admission import Admission, Verdict
 from .assistant import PhoneAssistant
-from .call_limits import ALREADY_CALLING, CallLimits, max_duration_of, seconds_since, too_many_from_caller
+from .business import BusinessProfile
+from .call_limits import ALREADY_CALLING, CallLimits, max_duration_of, seconds_since
 from .call_record import CallRecord, open_call_store
-from .providers import build_plugins, check_credentials, choose_providers, session_connect_options
+from .failures import (
+    APOLOGY,
+    APOLOGY_THEN_TRANSFER,
+    CallEnding,
+    OfflineVoice,
+    ProviderHealth,
+    apologize_and_hand_over,
+    apologize_and_hang_up,
+)
+from .providers import build_plugins, choose_providers, session_connect_options
 from .turn_policy import TurnPolicy
 
 log = logging.getLogger("agent")
-APOLOGY = "Sorry, our assistant is not available right now. Please call again later. Goodbye."
 BUSY = "Sorry, all our lines are busy right now. Please call again in a few minutes. Goodbye."
 BUSY_ATTRIBUTE = "phone_assistant.lines_busy"  # on the agent's participant, set when the call was admitted
 # On the agent's participant when its caller already has AGENT_MAX_CALLS_PER_CALLER calls under way.
 REPEAT_CALLER_ATTRIBUTE = "phone_assistant.caller_has_calls"
+VERDICT_ATTRIBUTES = {Verdict.BUSY: {BUSY_ATTRIBUTE: "true"}, Verdict.REPEAT_CALLER: {REPEAT_CALLER_ATTRIBUTE: "true"}}
 # RECORD_CALLS: livekit-agents' session recording of the audio only (no traces, logs or transcript to LiveKit Cloud's
 # observability, which is where the rest would go); the transcript is in the call store.
 AUDIO_ONLY = {"audio": True, "traces": False, "logs": False, "transcript": False}
 
 
 class Lines:
-    """The worker holds AGENT_MAX_CALLS conversations at once. (CPU load, livekit's default measure, says "full"
-    whenever the local models are busy on a small machine, and then no call would be dispatched.) Past that it still
-    takes as many calls again, to tell those callers the lines are busy: a caller no worker takes only hears ringing
-    until livekit-sip gives up. Both run in the worker's main process, the one that knows the running jobs (a job
-    still closing counts too)."""
+    """The worker's admission (agent/admission.py) on livekit-agents' AgentServer: on_request and load_fnc, both in
+    the worker's main process, the one that knows the running jobs. A job still closing counts for the load, not
+    for admission once its call's room is gone. CPU load, livekit's default measure, says "full" whenever the local
+    models are busy on a small machine."""
 
-    def __init__(self, server: AgentServer, max_calls: int, per_caller: int = 0, room_prefix: str = "call-",
-                 max_web: int | None = None) -> None:
-        self.server, self.max_calls = server, max_calls
-        self.per_caller, self.room_prefix = per_caller, room_prefix
-        self.max_web = max_calls if max_web is None else max_web
+    def __init__(self, server: AgentServer, admission: Admission, settings: Settings) -> None:
+        self.server, self.admission, self.settings = server, admission, settings
         self.on_accept: Callable[[str], None] | None = None  # told each accepted call's room (after-call work)
 
     def running_rooms(self) -> set[str]:
         return {job.job.room.name for job in self.server.active_jobs}
 
+    def running(self) -> dict[str, str]:
+        return {job.job.id: job.job.room.name for job in self.server.active_jobs}
+
     def load(self) -> float:
-        """Jobs / twice AGENT_MAX_CALLS: at AGENT_LOAD_THRESHOLD the worker says it is full."""
-        return min(len(self.server.active_jobs) / (2 * self.max_calls), 1.0)
+        running = self.running()
+        self.keep_warm(running)
+        return self.admission.load(running)
+
+    def keep_warm(self, running: dict[str, str]) -> None:
+        """Warm processes for the free lines only. livekit-agents does the same from its load threshold, which this
+        worker has not (math.inf, below); without it a burst that takes the warm processes starts as many new ones,
+        whose start-up (models, greeting, prompt cache) takes the CPU and the local endpoint from the calls."""
+        pool = getattr(self.server, "_proc_pool", None)
+        if pool is not None:
+            pool.set_target_idle_processes(self.admission.free_lines(running))
 
     async def admit(self, request: JobRequest) -> None:
-        """Takes every call offered; marks it busy when AGENT_MAX_CALLS calls are under way, or when its caller
-        already has AGENT_MAX_CALLS_PER_CALLER (agent/call_limits.py), and a web conversation (a web-... room) also
-        when PLAYGROUND_MAX_SESSIONS of them are, so web users never take every line."""
+        # A job whose call has ended (its room deleted) takes seconds to close its process, longer on a busy CPU:
+        # it holds no line. Asked before the running jobs are read, so that a job starting meanwhile still counts.
+        ended = await self.ended_calls()
+        running = {job: room for job, room in self.running().items() if room not in ended}
+        verdict = self.admission.admit(request.id, request.room.name, running)
+        self.keep_warm(running)  # now, before the pool replaces the process this call is about to take
+        if verdict is Verdict.TURN_AWAY:
+            self.admission.settled(request.id)
+            log.warning("all %d lines in use: turning a call away (486 Busy Here)", self.admission.lines)
+            await self.turn_away(request)
+            return
         if self.on_accept:
             self.on_accept(request.room.name)
-        running = [job.job.room.name for job in self.server.active_jobs]
-        if too_many_from_caller(request.room.name, running, self.room_prefix, self.per_caller):
-            await request.accept(attributes={REPEAT_CALLER_ATTRIBUTE: "true"})
-            return
-        busy = len(self.server.active_jobs) >= self.max_calls
-        if request.room.name.startswith(WEB_ROOM_PREFIX):
-            web = sum(1 for job in self.server.active_jobs if job.job.room.name.startswith(WEB_ROOM_PREFIX))
-            busy = busy or web >= self.max_web
-        await request.accept(attributes={BUSY_ATTRIBUTE: "true"} if busy else None)
+        try:
+            await request.accept(attributes=VERDICT_ATTRIBUTES.get(verdict))
+        finally:  # the job runs now (active_jobs has it), or it never will
+            self.admission.settled(request.id)
+
+    async def ended_calls(self) -> set[str]:
+        """The rooms of running jobs that no longer exist; none when the server cannot say."""
+        rooms = set(self.running().values())
+        if not rooms:
+            return set()
+        try:
+            async with livekit_api(self.settings.livekit_url, self.settings.api_key, self.settings.api_secret) as lk:
+                live = (await lk.room.list_rooms(api.ListRoomsRequest(names=sorted(rooms)))).rooms
+        except Exception as error:  # then every running job counts
+            log.warning("could not list the rooms of running calls: %s", error)
+            return set()
+        return rooms - {room.name for room in live}
+
+    async def turn_away(self, request: JobRequest) -> None:
+        """Deletes the call's room: livekit-sip then answers the still ringing INVITE 486 Busy Here at once."""
+        try:
+            async with livekit_api(self.settings.livekit_url, self.settings.api_key, self.settings.api_secret) as lk:
+                await lk.room.delete_room(api.DeleteRoomRequest(room=request.room.name))
+        except Exception as error:  # the caller then rings until SIP_RINGING_TIMEOUT: say why
+            log.error("could not turn a call away (%s): it rings until SIP_RINGING_TIMEOUT", error)
+        await request.reject()
 
 
 def build_server(settings: Settings) -> AgentServer:
@@ -86,13 +130,23 @@ def build_server(settings: Settings) -> AgentServer:
         ws_url=settings.livekit_url, api_key=settings.api_key, api_secret=settings.api_secret,
         host=LOOPBACK,
         port=settings.agent_http_port,
-        load_threshold=settings.agent_load_threshold,
+        # Admission (Lines) answers every call, each with a line or a "busy": a worker that said "full" would leave
+        # callers ringing, as livekit would dispatch them to no one.
+        load_threshold=math.inf,
         initialize_process_timeout=60.0,  # prewarm loads models and synthesizes the greeting on a slow CPU
     )
     if store := open_call_store(settings, migrate=True):  # once here, so no call's process waits on a migration
         store.close()
-    lines = Lines(server, settings.agent_max_calls, settings.agent_max_calls_per_caller, settings.sip_room_prefix,
-                  settings.playground_max_sessions)
+    # What a caller hears when there is no line or no AI, synthesized once per machine (kept on disk), beside the
+    # worker once it has registered (its first processes are warm by then) rather than in each process's prewarm,
+    # which has a time limit and a busy CPU. Until it is ready, a sentence is synthesized when needed.
+    sentences = [BUSY, ALREADY_CALLING, APOLOGY]
+    if BusinessProfile.load(settings).transfer_number:
+        sentences.append(APOLOGY_THEN_TRANSFER)
+    server.once("worker_registered", lambda *_: threading.Thread(
+        target=offline_voice(settings).prepare, args=(sentences,), daemon=True, name="offline-voice").start())
+    lines = Lines(server, Admission(settings.agent_max_calls, settings.agent_max_calls_per_caller,
+                                    settings.sip_room_prefix, settings.playground_max_sessions), settings)
     server.load_fnc = lines.load
     server.setup_fnc = prewarm
     server.rtc_session(phone_call, agent_name=settings.agent_name, on_request=lines.admit)
@@ -114,6 +168,10 @@ def start_after_call(settings: Settings, lines: Lines) -> AfterCall | None:
     return after_call
 
 
+def offline_voice(settings: Settings) -> OfflineVoice:
+    return OfflineVoice(settings.run_dir / "offline-voice", settings.local_tts_voice)
+
+
 def prewarm(proc: JobProcess) -> None:
     """Per worker process, before any call: everything slow that does not depend on the caller."""
     settings = proc.userdata["settings"] = Settings.load()
@@ -122,17 +180,21 @@ def prewarm(proc: JobProcess) -> None:
     # 0.35 s of silence ends a VAD segment (default 0.55 s); the turn detector keeps a mid-sentence pause open.
     proc.userdata["vad"] = silero.VAD.load(min_silence_duration=0.35)
     proc.userdata["providers"] = providers
-    proc.userdata["provider_problem"] = check_credentials(providers)
+    # Asked again per call (cached a few seconds): a provider that is down now may be back for the next caller.
+    health = proc.userdata["provider_health"] = ProviderHealth(providers)
     proc.userdata["call_store"] = store = open_call_store(settings)  # build_server() migrated it
     if store and settings.record_calls:
         prune_recordings(store, settings.recordings_dir, settings.record_retention_days)
-    if proc.userdata["provider_problem"]:
-        log.error("%s", proc.userdata["provider_problem"])
-        return
+    problem = asyncio.run(health.problem())
+    if problem:
+        log.error("%s (each call is checked again)", problem)
     policy = TurnPolicy.load(settings)  # the intent classifier and the knowledge base, trained and embedded once
     log.info(policy.describe())
     profile = policy.profile
+    proc.userdata["offline_voice"] = offline_voice(settings)  # its sentences: build_server()
     build_plugins(providers)  # imports the plugin modules now (over a second), not on the first call
+    if problem:  # the greeting and the prompt cache need the provider: each call makes its greeting live
+        return
     # The greeting never changes: synthesize it once, so a call hears it without waiting for TTS.
     try:
         proc.userdata["greeting"] = asyncio.run(synthesize(profile.greeting_text, providers))
@@ -172,6 +234,7 @@ async def phone_call(ctx: JobContext) -> None:
     policy = TurnPolicy.load(settings)
     profile = policy.profile
     providers = ctx.proc.userdata["providers"]
+    voice = ctx.proc.userdata["offline_voice"]
     await ctx.connect()
     participant = await ctx.wait_for_participant()
     is_phone = participant.kind == rtc.ParticipantKind.PARTICIPANT_KIND_SIP
@@ -188,21 +251,21 @@ async def phone_call(ctx: JobContext) -> None:
                  started_ago=started_ago)
     ctx.add_shutdown_callback(record.aclose)
 
-    if problem := ctx.proc.userdata["provider_problem"]:
-        log.error("%s", problem)
-        await apologize_and_hang_up(ctx, APOLOGY, "AI provider unavailable", record, EndReason.error, problem)
-        return
     if ctx.room.local_participant.attributes.get(BUSY_ATTRIBUTE):
         log.warning("all %d lines busy: telling the caller to call back (job %s)", settings.agent_max_calls,
                     ctx.job.id)
-        await apologize_and_hang_up(ctx, BUSY, "all lines busy", record, EndReason.busy)
+        await apologize_and_hang_up(ctx, voice, BUSY, "all lines busy", record, EndReason.busy)
         return
     if ctx.room.local_participant.attributes.get(REPEAT_CALLER_ATTRIBUTE):
         log.warning("the caller already has %d calls under way: turning this one away (job %s)",
                     settings.agent_max_calls_per_caller, ctx.job.id)
         log.debug("%s already has %d calls under way", caller_number, settings.agent_max_calls_per_caller)
-        await apologize_and_hang_up(ctx, ALREADY_CALLING, "too many calls from one number", record,
+        await apologize_and_hang_up(ctx, voice, ALREADY_CALLING, "too many calls from one number", record,
                                     EndReason.rejected_repeat_caller)
+        return
+    if problem := await ctx.proc.userdata["provider_health"].problem():
+        log.error("%s", problem)
+        await apologize_and_hand_over(ctx, voice, profile.transfer_number, "AI provider unavailable", record, problem)
         return
 
     stt, llm, tts = build_plugins(providers, profile.agent_language, stt_prompt=policy.transcription_prompt())
@@ -218,11 +281,12 @@ async def phone_call(ctx: JobContext) -> None:
         },
     )
     session.on("conversation_item_added", log_turn_metrics)
+    # How the call ends, the room deleted: the caller hung up, a goodbye, or an apology after the AI failed.
+    CallEnding(ctx, session, ctx.proc.userdata["provider_health"], voice, profile.transfer_number, record).watch()
     assistant = PhoneAssistant(profile, policy, caller_number, on_intent=record.intent_decided,
                                note_end=record.note_end)
-    # When the caller hangs up (or the web user leaves), delete the room: the job ends and the worker is free.
     await session.start(agent=assistant, room=ctx.room, record=AUDIO_ONLY if settings.record_calls else NOT_GIVEN,
-                        room_options=room_io.RoomOptions(delete_room_on_close=True, text_input=room_io.TextInputOptions(
+                        room_options=room_io.RoomOptions(text_input=room_io.TextInputOptions(
                             text_input_cb=capped_chat(settings.agent_max_chat_chars))))
     record.attach(session, ctx)
     # A fixed greeting needs no LLM round trip, and its audio is ready, so the caller hears us at once.
@@ -260,42 +324,3 @@ def log_turn_metrics(event) -> None:
     if metrics:
         log.info("turn metrics %s", json.dumps({"role": item.role, **{k: v for k, v in dict(metrics).items()
                                                                      if isinstance(v, (int, float))}}))
-
-
-async def apologize_and_hang_up(ctx: JobContext, message: str, reason: str, record: CallRecord,
-                                end_reason: EndReason, detail: str | None = None) -> None:
-    """Says `message` with the offline voice (it works when the AI provider does not), then ends the call, so
-    the caller hears no silence; the call's record gets the message and `end_reason`. The voice is Piper (GPL-3.0):
-    it runs as a program of its own, `python -m local_openai.speak`, and never loads into this process; its stdout
-    is 16-bit mono PCM at `rate`."""
-    record.said(message)
-    record.end(end_reason, detail)
-
-    rate = 24000
-    frame_bytes = rate // 50 * 2  # 20 ms of 16-bit samples
-    speaker = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "local_openai.speak", "--sample-rate", str(rate), message,
-        stdout=asyncio.subprocess.PIPE)  # its stderr is ours: a failure shows in the agent's log
-    try:
-        source = rtc.AudioSource(rate, 1)
-        track = rtc.LocalAudioTrack.create_audio_track("apology", source)
-        await ctx.room.local_participant.publish_track(
-            track, rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE))
-        while True:
-            try:
-                pcm = await speaker.stdout.readexactly(frame_bytes)
-            except asyncio.IncompleteReadError as end:  # the last, shorter frame
-                pcm = end.partial[:len(end.partial) // 2 * 2]
-            if pcm:
-                await source.capture_frame(rtc.AudioFrame(pcm, rate, 1, len(pcm) // 2))
-            if len(pcm) < frame_bytes:
-                break
-        if await speaker.wait():
-            log.error("the offline voice failed (exit %d); its error is above", speaker.returncode)
-        await source.wait_for_playout()
-    finally:
-        if speaker.returncode is None:
-            speaker.kill()
-            await speaker.wait()
-    await ctx.delete_room()  # before shutdown: a request still in flight is dropped with the process
-    ctx.shutdown(reason)

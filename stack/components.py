@@ -129,6 +129,10 @@ def _livekit_server_command(settings: Settings) -> list[str]:
             "ips": {"includes": list(settings.rtc_ips)},
         },
         "redis": {"address": settings.redis_address},
+        # The agent reports lines in use / (lines + 1) (agent/admission.py), below 1 even with every line taken, and
+        # turns a call past its lines away itself (486 Busy Here). livekit's default 0.7 would stop dispatching
+        # before that, and the caller would ring until SIP_RINGING_TIMEOUT.
+        "agents": {"target_load": 1.0},
         "logging": {"level": "info"},
     })
     return [str(binaries.installed_path(binaries.LIVEKIT_SERVER, settings.bin_dir)), "--config", str(config)]

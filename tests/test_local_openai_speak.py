@@ -39,3 +39,24 @@ def test_an_unknown_voice_is_one_line_on_stderr_and_no_audio():
     assert result.stdout == b""
     assert result.stderr.decode().strip() == (
         "error: LOCAL_TTS_VOICE '/nonexistent/voice.onnx' is not a piper .onnx file")
+
+
+@pytest.mark.models
+def test_the_agents_fixed_sentences_are_synthesized_once_and_then_read_from_disk(tmp_path):
+    """agent/failures.py's OfflineVoice: prepared once (in a thread beside the worker), a busy caller's sentence
+    is on disk and plays at once; a sentence not prepared is synthesized when asked."""
+    import asyncio
+
+    from agent.failures import OfflineVoice
+
+    voice = OfflineVoice(tmp_path, voice="en_US-joe-medium")
+    voice.prepare([APOLOGY])
+    [kept] = list(tmp_path.glob("*.pcm"))
+    made_at = kept.stat().st_mtime_ns
+    OfflineVoice(tmp_path, voice="en_US-joe-medium").prepare([APOLOGY])  # another process: nothing to do
+    assert kept.stat().st_mtime_ns == made_at
+    assert asyncio.run(voice.pcm(APOLOGY)) == kept.read_bytes()
+    assert 2.0 < len(kept.read_bytes()) / 2 / 24000 < 12.0
+    other = asyncio.run(voice.pcm("One moment, please."))
+    assert len(other) % 2 == 0 and len(other) > 24000  # over half a second of speech
+    assert len(list(tmp_path.glob("*.pcm"))) == 1  # pcm() does not write: only prepare() does

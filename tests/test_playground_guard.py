@@ -5,13 +5,13 @@ chat messages cut to AGENT_MAX_CHAT_CHARS by the agent. The app is the real one;
 from __future__ import annotations
 
 import asyncio
-from types import SimpleNamespace
 
 import jwt
 import pytest
 from fastapi.testclient import TestClient
 
-from agent.worker import BUSY_ATTRIBUTE, Lines, capped_chat
+from agent.admission import Admission, Verdict
+from agent.worker import capped_chat
 from playground import server as playground
 from playground.server import RateLimit, Refused, WebLimits, WebSessions, create_app
 
@@ -143,20 +143,11 @@ def test_no_web_sessions_and_livekit_down_are_one_line_each():
 def test_the_agent_tells_a_web_user_past_the_cap_that_the_lines_are_busy():
     """The agent enforces the cap too (tokens from `cli.py token` are web rooms as well), and phone calls are never
     turned away for it."""
-    accepted = []
-
-    def request(room: str):
-        async def accept(attributes=None):
-            accepted.append((room, attributes))
-        return SimpleNamespace(room=SimpleNamespace(name=room), accept=accept)
-
-    server = SimpleNamespace(active_jobs=[SimpleNamespace(job=SimpleNamespace(room=SimpleNamespace(name="web-1")))])
-    lines = Lines(server, max_calls=4, max_web=1)
-    asyncio.run(lines.admit(request("web-2")))
-    asyncio.run(lines.admit(request("call-_+15550100_x")))
-    assert accepted == [("web-2", {BUSY_ATTRIBUTE: "true"}), ("call-_+15550100_x", None)]
-    asyncio.run(Lines(server, max_calls=4, max_web=2).admit(request("web-3")))
-    assert accepted[-1] == ("web-3", None)
+    running = {"job-web-1": "web-1"}
+    lines = Admission(max_calls=4, max_web=1)
+    assert lines.admit("job-web-2", "web-2", running) is Verdict.BUSY
+    assert lines.admit("job-call", "call-_+15550100_x", running) is Verdict.SERVE
+    assert Admission(max_calls=4, max_web=2).admit("job-web-3", "web-3", running) is Verdict.SERVE
 
 
 # --- grants and chat ------------------------------------------------------------------------------------------------

@@ -218,6 +218,7 @@ class _Call:
             elif self.result.error is None:  # not our own CANCEL after a timeout
                 self.result.status_code = info.lastStatusCode
                 self.result.reason = info.lastReason
+                self.result.rejected_ms = self.ms(now)
             self.state = "disconnected"
 
     def on_media(self, call, port) -> None:

@@ -87,6 +87,8 @@ class CallResult:
     # "agent" (remote BYE), "caller" (we hung up), or None when the call never connected.
     hangup_by: str | None = None
     hangup_ms: float | None = None
+    # When a final error response (486 Busy Here, say) ended a call that was never answered.
+    rejected_ms: float | None = None
     refer_to: str | None = None
     refer_ms: float | None = None
     # Final status of the call to the REFER target, when we accepted the REFER.
@@ -123,7 +125,8 @@ class CallResult:
         if self.answered_ms is not None:
             lines.append(f"200 OK           {ms(self.answered_ms)}  codec {self.codec or '?'}")
         elif self.status_code:
-            lines.append(f"{self.status_code} {self.reason or ''}".strip())
+            status = f"{self.status_code} {self.reason or ''}".strip()
+            lines.append(f"{status:<17}{ms(self.rejected_ms)}")
         if self.greeting_ms is not None:
             lines.append(f"greeting starts  {ms(self.greeting_ms)}")
             if self.greeting_text is not None:
