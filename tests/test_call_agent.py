@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import re
-import signal
 import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -22,7 +20,7 @@ from livekit import api
 
 from sip import provisioning
 from stack import lifecycle
-from stack.processes import ProcessTable
+from stack.supervision import running_programs
 from tests.support.audio import voiced_seconds
 from tests.support.livekit import caller_rooms, livekit
 from tools.softphone import (
@@ -173,7 +171,8 @@ def test_endpoint_killed_mid_call_gives_an_apology_and_a_transfer_and_the_next_c
                                                                                           tmp_path):
     """The local AI endpoint dies while a caller is on the line: the caller's next words fail in STT, the agent
     finds the endpoint gone, apologizes in the offline voice and transfers the caller (TRANSFER_NUMBER is set on
-    the test stack). With the endpoint back, the next call is answered, without restarting the agent."""
+    the test stack). With the endpoint back (supervisord restarts it), the next call is answered, without restarting
+    the agent."""
     settings = agent_stack.settings
     caller = "+15550161"
     started = time.monotonic()
@@ -185,8 +184,7 @@ def test_endpoint_killed_mid_call_gives_an_apology_and_a_transfer_and_the_next_c
             assert proc.poll() is None and time.monotonic() < deadline, "the call was not answered"
             time.sleep(0.25)
         killed = time.monotonic()
-        endpoint = ProcessTable(settings.run_dir).get("local-openai")
-        os.killpg(endpoint.pid, signal.SIGKILL)  # a crash: no graceful shutdown
+        running_programs(settings.run_dir)["local-openai"].kill()  # a crash (SIGKILL); supervisord starts it again
         result = result_from_process(*proc.communicate(timeout=300))
         transcribe_result(result, stt)
         print("\n".join(result.timeline()))
