@@ -32,8 +32,9 @@ from stack import lifecycle
 from stack.settings import LOOPBACK, Settings
 from tools.softphone import CallOptions, CallResult, place_call_in_subprocess, result_from_process, run_call_process
 
-CALL_TIMEOUT_S = 30  # each wait within one call: for the answer, the greeting
+CALL_TIMEOUT_S = 45  # each wait within one call: for the answer, the greeting
 RECOVERY_BOUND_S = 180  # the longest a scenario waits for the stack to answer calls again
+WARM_UP_BOUND_S = 300  # the first call of a fresh stack also waits for the agent's models to load
 RSS_GOAL_PERCENT = 5.0
 
 
@@ -68,6 +69,15 @@ class Suite:
         next."""
         self.caller_serial += 1
         return f"+1555030{self.caller_serial % 10000:04d}"
+
+    def warm_up(self) -> str:
+        """Calls until one is greeted (a fresh stack's first call waits for the agent's models): the scenarios then
+        start from a stack that answers, and their figures do not include its start-up."""
+        self.progress("warm-up: calling until the agent answers ...")
+        greeted_after, attempts = first_answered_call(self, time.monotonic(), WARM_UP_BOUND_S)
+        if greeted_after is None:
+            raise RuntimeError(f"the stack never answered a call within {WARM_UP_BOUND_S} s: {'; '.join(attempts)}")
+        return f"first call greeted {greeted_after:.1f} s after the suite began ({len(attempts)} call(s))"
 
     def options(self, **overrides) -> CallOptions:
         return CallOptions(**{"server": self.server, "number": self.number, "caller_id": self.caller_id(),
@@ -249,13 +259,11 @@ def sequential_calls(suite: Suite) -> Outcome:
     greetings: list[float] = []
     samples: list[tuple[float, float]] = []  # (worker RSS, whole agent RSS) in MB after each call
     started = time.monotonic()
-    done = 0
     for index in range(count):
         if time.monotonic() - started > bound_s:
-            failures.append(f"stopped after {done} calls: the run's bound of {bound_s:.0f} s passed")
+            failures.append(f"stopped after {index} calls: the run's bound of {bound_s:.0f} s passed")
             break
         result = short_call(suite)
-        done += 1
         if greeted(result):
             greetings.append(result.greeting_ms)
         else:
@@ -277,8 +285,7 @@ def sequential_calls(suite: Suite) -> Outcome:
         done=f"{count} calls in a row, each greeted and hung up by the caller at the greeting's end",
         expected=f"0 failed; the agent worker's RSS grows < {RSS_GOAL_PERCENT:.0f} % from the first call's end to "
                  "the last's",
-        happened=(f"{done - len(failures) if not failures or done == count else done}/{count} greeted, "
-                  f"{len([f for f in failures if f.startswith('call ')])} failed"
+        happened=(f"{len(greetings)}/{count} greeted, {len(failures)} failed"
                   + (f" ({'; '.join(failures[:3])})" if failures else "")
                   + (f"; worker RSS {'within' if within_goal else 'OVER'} the goal" if worker_growth is not None
                      else "")),
@@ -350,13 +357,14 @@ slot("endpoint-killed", "AI endpoint killed mid-call", "helper branch `faults`")
 def livekit_server_restart(suite: Suite) -> Outcome:
     settings = suite.settings
     agent_log = LogWatch(settings.log_dir / "agent.log")
+    running = {s.name for s in lifecycle.status(settings) if s.up}
     restart_at = time.monotonic()
     took = restart(settings, "livekit-server")
     suite.progress(f"  livekit-server restarted in {took:.1f} s")
     registered = wait_until(lambda: agent_log.seen("registered worker"), RECOVERY_BOUND_S)
     registered_s = None if registered is None else time.monotonic() - restart_at
     answered_s, attempts = first_answered_call(suite, restart_at)
-    down = [s.name for s in lifecycle.status(settings) if not s.up]
+    down = [s.name for s in lifecycle.status(settings) if s.name in running and not s.up]
     return Outcome(
         done="livekit-server stopped and started again (cli.py's lifecycle), the rest of the stack left running",
         expected="the agent registers again by itself; the next call is answered",
@@ -480,12 +488,14 @@ def run(suite: Suite, names: list[str] | None = None) -> dict[str, Outcome | Non
     return outcomes
 
 
-def report(outcomes: dict[str, Outcome | None], suite: Suite, elapsed: float) -> str:
+def report(outcomes: dict[str, Outcome | None], suite: Suite, elapsed: float, warm_up: str,
+           load: tuple[float, float]) -> str:
     lines = [
         "## Reliability suite (bench/reliability.py)", "",
         f"Run {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {platform.machine()} with {os.cpu_count()} "
-        f"CPU cores (shared with other work), local models, in {elapsed / 60:.0f} min; `make reliability` (a stack "
-        "of its own in a network namespace of its own).", "",
+        f"CPU cores, local models, in {elapsed / 60:.0f} min; the machine's load average (other work included) "
+        f"was {load[0]:.1f} at the start and {load[1]:.1f} at the end; `make reliability` (a stack "
+        f"of its own in a network namespace of its own). Before the scenarios, a warm-up: {warm_up}.", "",
         "| scenario | what was done | expected | what happened | figures | result |", "|---|---|---|---|---|---|"]
     for name, outcome in outcomes.items():
         entry = SCENARIOS[name]
@@ -523,9 +533,14 @@ def main() -> int:
     if down:
         print(f"error: {', '.join(down)} not running: start the stack first (python cli.py up)", file=sys.stderr)
         return 2
-    started = time.monotonic()
+    started, load_at_start = time.monotonic(), os.getloadavg()[0]
+    try:
+        warm_up = suite.warm_up()
+    except RuntimeError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     outcomes = run(suite, names)
-    text = report(outcomes, suite, time.monotonic() - started)
+    text = report(outcomes, suite, time.monotonic() - started, warm_up, (load_at_start, os.getloadavg()[0]))
     print(text)
     if args.write:
         replace_section(args.write, "bench/reliability.py", text, title="# Reliability")

@@ -20,7 +20,9 @@ FAST_SEQUENTIAL_CALLS = 5
 
 @pytest.fixture(scope="module")
 def suite(agent_stack) -> reliability.Suite:
-    return reliability.Suite(agent_stack.settings, sequential_calls=FAST_SEQUENTIAL_CALLS)
+    suite = reliability.Suite(agent_stack.settings, sequential_calls=FAST_SEQUENTIAL_CALLS)
+    print(suite.warm_up())
+    return suite
 
 
 def run(suite: reliability.Suite, name: str) -> reliability.Outcome:
