@@ -36,6 +36,7 @@ CALL_TIMEOUT_S = 45  # each wait within one call: for the answer, the greeting
 RECOVERY_BOUND_S = 180  # the longest a scenario waits for the stack to answer calls again
 WARM_UP_BOUND_S = 300  # the first call of a fresh stack also waits for the agent's models to load
 RSS_GOAL_PERCENT = 5.0
+MAX_FAILURES_IN_A_ROW = 5
 
 
 @dataclass
@@ -53,6 +54,7 @@ class Suite:
     """What a scenario gets: the stack's settings, where to dial, and how many of each thing to do."""
     settings: Settings
     sequential_calls: int = 100
+    sequential_minutes: float = 30.0  # the sequential calls stop here, whatever the count
     progress: Callable[[str], None] = lambda message: print(message, file=sys.stderr, flush=True)
     caller_serial: int = 0
 
@@ -254,7 +256,8 @@ def restart(settings: Settings, name: str) -> float:
 @scenario("sequential-calls", "Sequential calls")
 def sequential_calls(suite: Suite) -> Outcome:
     count = suite.sequential_calls
-    bound_s = count * 60.0
+    bound_s = min(count * 60.0, suite.sequential_minutes * 60)
+    in_a_row = 0  # failures since the last greeted call: a stack that stopped answering ends the run early
     failures: list[str] = []
     greetings: list[float] = []
     samples: list[tuple[float, float]] = []  # (worker RSS, whole agent RSS) in MB after each call
@@ -266,13 +269,18 @@ def sequential_calls(suite: Suite) -> Outcome:
         result = short_call(suite)
         if greeted(result):
             greetings.append(result.greeting_ms)
+            in_a_row = 0
         else:
             failures.append(f"call {index + 1}: {describe(result)}")
+            in_a_row += 1
         worker, tree = agent_processes(suite.settings)
         samples.append((rss_mb([worker] if worker else []), rss_mb(tree)))
         if (index + 1) % 10 == 0 or not greeted(result) or index + 1 == count:
             suite.progress(f"  {index + 1}/{count} calls, {len(failures)} failed, agent worker "
                            f"{samples[-1][0]:.0f} MB")
+        if in_a_row == MAX_FAILURES_IN_A_ROW:
+            failures.append(f"stopped after {index + 1} calls: {in_a_row} failed in a row")
+            break
     elapsed = time.monotonic() - started
     # Growth from the first call's end (models and caches warm) to the last call's.
     worker_growth = (samples[-1][0] / samples[0][0] - 1) * 100 if len(samples) > 1 and samples[0][0] else None
@@ -285,11 +293,11 @@ def sequential_calls(suite: Suite) -> Outcome:
         done=f"{count} calls in a row, each greeted and hung up by the caller at the greeting's end",
         expected=f"0 failed; the agent worker's RSS grows < {RSS_GOAL_PERCENT:.0f} % from the first call's end to "
                  "the last's",
-        happened=(f"{len(greetings)}/{count} greeted, {len(failures)} failed"
+        happened=(f"{len(greetings)}/{count} greeted, {len([f for f in failures if f.startswith('call ')])} failed"
                   + (f" ({'; '.join(failures[:3])})" if failures else "")
                   + (f"; worker RSS {'within' if within_goal else 'OVER'} the goal" if worker_growth is not None
                      else "")),
-        figures={"calls": str(count), "failed": str(len(failures)), "wall": f"{elapsed:.0f} s",
+        figures={"calls": str(count), "failed": str(count - len(greetings)), "wall": f"{elapsed:.0f} s",
                  "greeting p50 / p95": f"{(p50 or 0) / 1000:.2f} / {(p95 or 0) / 1000:.2f} s",
                  "worker RSS first → last": f"{samples[0][0]:.0f} → {samples[-1][0]:.0f} MB" if samples else "-",
                  "worker RSS growth": f"{worker_growth:+.1f} %" if worker_growth is not None else "-",
@@ -519,6 +527,7 @@ def _cell_long(text: str) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--calls", type=int, default=100, help="calls in the sequential-calls scenario")
+    parser.add_argument("--minutes", type=float, default=30, help="the sequential calls stop after this long")
     parser.add_argument("--only", default="", help=f"comma-separated scenarios (of: {', '.join(SCENARIOS)})")
     parser.add_argument("--write", type=Path, help="write the results into this Markdown file")
     args = parser.parse_args()
@@ -528,7 +537,7 @@ def main() -> int:
         parser.error(f"unknown scenario {', '.join(unknown)}; choose from {', '.join(SCENARIOS)}")
     if not 1 <= args.calls <= 1000:
         parser.error("--calls is between 1 and 1000")
-    suite = Suite(Settings.load(), sequential_calls=args.calls)
+    suite = Suite(Settings.load(), sequential_calls=args.calls, sequential_minutes=args.minutes)
     down = [s.name for s in lifecycle.status(suite.settings) if not s.up]
     if down:
         print(f"error: {', '.join(down)} not running: start the stack first (python cli.py up)", file=sys.stderr)
