@@ -18,10 +18,10 @@ def main() -> None:
     except ValueError as error:  # SettingsError is one
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
-    if sys.argv[1:2] == ["start"]:  # a worker that takes calls: first end any a dead predecessor left in silence
-        from agent.orphans import end_orphaned_calls
+    if sys.argv[1:2] == ["start"]:  # a worker that takes calls ends those a dead predecessor left in silence
+        from agent.orphans import OrphanSweeper
 
-        end_orphaned_calls(settings)
+        OrphanSweeper(settings).start()
 
     from livekit.agents import cli
 

@@ -328,6 +328,8 @@ def agent_killed(suite: Suite) -> Outcome:
         killed_at = time.monotonic()
         suite.progress(f"  kill -9 the agent worker (pid {worker.pid}) {joined or 0:.1f} s into the call")
         os.kill(worker.pid, signal.SIGKILL)
+        # A second caller dials at once, while the first one waits for its BYE.
+        answered_s, attempts = first_answered_call(suite, killed_at)
         out, err = call.communicate(timeout=stay_s + CALL_TIMEOUT_S * 3 + 60)
     finally:
         if call.poll() is None:
@@ -342,7 +344,6 @@ def agent_killed(suite: Suite) -> Outcome:
     else:
         happened = [f"the caller got no BYE: dead air until it hung up itself {stay_s:.0f} s later ("
                     f"{result.error or 'hung up by ' + str(result.hangup_by)})"]
-    answered_s, attempts = first_answered_call(suite, killed_at)
     restarted, _ = agent_processes(settings)
     happened.append(f"next call greeted {seconds(answered_s)} after the kill ({len(attempts)} call(s): "
                     f"{'; '.join(attempts[-3:])})")
