@@ -239,6 +239,21 @@ async def _agent_with_caller(settings: Settings, caller: str) -> bool:
     return False
 
 
+async def _call_rooms(settings: Settings) -> list[str]:
+    from livekit import api
+
+    from sip import provisioning
+
+    async with provisioning.livekit_api(settings.livekit_url, settings.api_key, settings.api_secret) as lk:
+        rooms = (await lk.room.list_rooms(api.ListRoomsRequest())).rooms
+    return [room.name for room in rooms if room.name.startswith(settings.sip_room_prefix)]
+
+
+def call_rooms(settings: Settings) -> list[str]:
+    """The rooms of phone calls under way."""
+    return asyncio.run(_call_rooms(settings))
+
+
 def agent_with_caller(settings: Settings, caller: str) -> bool:
     """Whether the agent has joined the room of the SIP caller calling from `caller`."""
     return asyncio.run(_agent_with_caller(settings, caller))
@@ -419,6 +434,9 @@ def malformed_sip(suite: Suite) -> Outcome:
     results = run_corpus(suite.server, suite.number, source=LOOPBACK, entries=corpus, progress=suite.progress)
     after = lifecycle.status(settings, ["livekit-sip"])[0]
     survived = after.up and after.pid == before.pid
+    # The corpus's own calls (a dozen that rang or were answered) hold agent lines until they end: that is a burst,
+    # not what this scenario tests, so the normal call waits for them to be gone (bounded) and says how long.
+    cleared_s = wait_until(lambda: not call_rooms(settings), 90, step=1)
     normal_s, attempts = first_answered_call(suite, time.monotonic(), bound_s=120)
     counts = {verdict: sum(1 for r in results if r.verdict == verdict) for verdict in VERDICTS}
     details = ["| # | message | RFC 3261 expects | what happened | verdict |", "|---|---|---|---|---|"]
@@ -431,12 +449,14 @@ def malformed_sip(suite: Suite) -> Outcome:
         done=f"{len(corpus)} malformed or hostile SIP messages (tests/data/sip_corpus/) over raw UDP to livekit-sip "
              f"({suite.server}), then a normal call",
         expected="livekit-sip stays up (same process, healthy); each message gets RFC 3261's answer, or is dropped "
-                 "where that is safe; the normal call afterwards is greeted",
+                 "where that is safe; once the probes' own calls have ended, a normal call is greeted",
         happened=(f"livekit-sip {'up, same pid' if survived else 'DOWN or restarted'}; "
                   + ", ".join(f"{n} {v}" for v, n in counts.items() if n)
-                  + f"; normal call after: {'; '.join(attempts[:3])}"),
+                  + f"; the probes' calls gone after {seconds(cleared_s)}; normal call after: "
+                  + "; ".join(attempts[:3])),
         figures={"messages": str(len(corpus)), **{v: str(n) for v, n in counts.items()},
-                 "normal call greeted after": seconds(normal_s), "calls until greeted": str(len(attempts))},
+                 "probe calls gone after": seconds(cleared_s), "normal call greeted after": seconds(normal_s),
+                 "calls until greeted": str(len(attempts))},
         ok=survived and counts["UNEXPECTED"] == 0 and normal_s is not None and len(attempts) == 1,
         details=details,
     )
