@@ -8,7 +8,7 @@ PIP_VERSION := 26.3
 UV_VERSION := 0.13.9
 UV_VENV := .cache/uv
 
-.PHONY: run test lint lock install down status bench eval clean-cache
+.PHONY: run test lint lock install down status bench eval reliability clean-cache
 
 # Python packages come from requirements.lock (every version pinned, every file hash-checked), so a new machine
 # gets exactly what CI tested; the project itself is then installed editable, without resolving anything.
@@ -75,6 +75,20 @@ eval: install
 	$(PY) -c 'from stack.binaries import ensure_debian_packages; ensure_debian_packages(["espeak-ng"])'
 	$(EVAL_ENV) scripts/netns.sh sh -c 'trap "$(PY) cli.py down" EXIT; trap "exit 130" INT TERM; \
 	  $(PY) cli.py up && $(PY) -m bench.spoken_eval $(EVAL_ARGS)'
+
+# The reliability suite (bench/reliability.py: calls in a row, components killed and restarted, malformed SIP, endpoint
+# abuse) on a stack of its own, in a namespace of its own; results go to docs/reliability.md. `make test` runs a fast
+# subset (tests/test_reliability.py). Fewer calls in a row, or some scenarios only, written nowhere:
+#   make reliability RELIABILITY_ARGS="--calls 10 --only sequential-calls,redis-restart"
+# SIP allow-lists and auth are emptied so that the softphone and the raw SIP probes get in.
+RELIABILITY_RUN := $(CURDIR)/.run/reliability
+RELIABILITY_ARGS ?= --calls 100 --write docs/reliability.md
+RELIABILITY_ENV := PHONE_RUN_DIR=$(RELIABILITY_RUN) SIP_ALLOWED_ADDRESSES= SIP_ALLOWED_NUMBERS= SIP_AUTH_USERNAME= \
+  SIP_AUTH_PASSWORD=
+reliability: install
+	$(PY) cli.py install --test-tools
+	$(RELIABILITY_ENV) scripts/netns.sh sh -c 'trap "$(PY) cli.py down" EXIT; trap "exit 130" INT TERM; \
+	  $(PY) cli.py up && $(PY) -m bench.reliability $(RELIABILITY_ARGS)'
 
 down:
 	$(PY) cli.py down

@@ -18,6 +18,10 @@ def main() -> None:
     except ValueError as error:  # SettingsError is one
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
+    if sys.argv[1:2] == ["start"]:  # a worker that takes calls ends those a dead predecessor left in silence
+        from agent.orphans import OrphanSweeper
+
+        OrphanSweeper(settings).start()
 
     from livekit.agents import cli
 

@@ -51,6 +51,10 @@ VERDICT_ATTRIBUTES = {Verdict.BUSY: {BUSY_ATTRIBUTE: "true"}, Verdict.REPEAT_CAL
 # RECORD_CALLS: livekit-agents' session recording of the audio only (no traces, logs or transcript to LiveKit Cloud's
 # observability, which is where the rest would go); the transcript is in the call store.
 AUDIO_ONLY = {"audio": True, "traces": False, "logs": False, "transcript": False}
+# How long a job waits for its caller to be in the room. A SIP caller is there before the agent is dispatched, and a web
+# user's join is what starts the job; one who is gone by then (a call cancelled while it rang) never comes, and the
+# job would hold one of the AGENT_MAX_CALLS lines until the room's empty timeout (5 minutes).
+CALLER_WAIT_S = 20
 
 
 class Lines:
@@ -236,7 +240,14 @@ async def phone_call(ctx: JobContext) -> None:
     providers = ctx.proc.userdata["providers"]
     voice = ctx.proc.userdata["offline_voice"]
     await ctx.connect()
-    participant = await ctx.wait_for_participant()
+    try:
+        participant = await asyncio.wait_for(ctx.wait_for_participant(), CALLER_WAIT_S)
+    except TimeoutError:
+        log.info("no caller in the room within %d s (the call was cancelled while it rang): ending job %s",
+                 CALLER_WAIT_S, ctx.job.id)
+        await ctx.delete_room()
+        ctx.shutdown("the caller left before the agent joined")
+        return
     is_phone = participant.kind == rtc.ParticipantKind.PARTICIPANT_KIND_SIP
     caller_number = participant.attributes.get("sip.phoneNumber") if is_phone else None
     # Who called is personal data: the number and the room named after it only at debug level.

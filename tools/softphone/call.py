@@ -146,7 +146,7 @@ class _Call:
 
             port = make_media_port(pj, self.audio)
             call = _make_call(pj, account, self, port)
-            self.t0 = time.monotonic()
+            self.t0 = self.result.started_at = time.monotonic()
             try:
                 call.makeCall(f"sip:{self.options.number}@{self.options.server}", pj.CallOpParam(True))
             except pj.Error as error:

@@ -74,6 +74,9 @@ class Turn:
 class CallResult:
     ok: bool = False
     error: str | None = None
+    # time.monotonic() at the INVITE: CLOCK_MONOTONIC, one clock for every process on the machine, so that another
+    # process can place this call's moments (all in ms from the INVITE) on its own timeline.
+    started_at: float | None = None
     status_code: int | None = None
     reason: str | None = None
     codec: str | None = None

@@ -1,0 +1,82 @@
+"""Calls left behind by a worker that died: when the agent worker is killed mid-call (kill -9, out of memory), its
+job processes go with it, but the caller's room lives on and livekit-sip keeps the caller on the line in silence
+until the trunk's maximum duration. The worker that takes its place ends those calls (deleting the room makes
+livekit-sip send the caller a BYE).
+
+LiveKit notices a dead agent only when its connection times out (about 20 s after the kill), often after the new
+worker has started, so the worker looks every SWEEP_S seconds for its whole life; a room counts as orphaned once it
+has looked so for ORPHANED_FOR_S, so that an agent briefly away (reconnecting) keeps its call."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import threading
+import time
+
+from livekit import api
+
+from sip import provisioning
+from stack.errors import StackError
+from stack.settings import Settings
+
+SWEEP_S = 5.0
+ORPHANED_FOR_S = 10.0
+
+
+def orphaned(participants: list[api.ParticipantInfo]) -> bool:
+    """A phone call nobody answers any more: a caller whose call was answered ('active': livekit-sip answers only
+    once an agent joined) and no agent in the room. A call still ringing waits for its agent's dispatch: not ours."""
+    callers = [p for p in participants if p.kind == api.ParticipantInfo.Kind.SIP]
+    agents = [p for p in participants if p.kind == api.ParticipantInfo.Kind.AGENT]
+    return bool(callers) and not agents and any(p.attributes.get("sip.callStatus") == "active" for p in callers)
+
+
+class OrphanSweeper:
+    """Ends the calls that have looked orphaned for ORPHANED_FOR_S (`sweep()` once; `start()` every SWEEP_S in a
+    thread of its own)."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.suspects: dict[str, float] = {}  # room name -> when it first looked orphaned
+        self.warned = False
+
+    async def _sweep(self, now: float) -> int:
+        settings, ended, seen = self.settings, 0, set()
+        async with provisioning.livekit_api(settings.livekit_url, settings.api_key, settings.api_secret) as lk:
+            for room in (await lk.room.list_rooms(api.ListRoomsRequest())).rooms:
+                if not room.name.startswith(settings.sip_room_prefix):
+                    continue
+                people = list((await lk.room.list_participants(
+                    api.ListParticipantsRequest(room=room.name))).participants)
+                if not orphaned(people):
+                    continue
+                seen.add(room.name)
+                if now - self.suspects.setdefault(room.name, now) >= ORPHANED_FOR_S:
+                    await lk.room.delete_room(api.DeleteRoomRequest(room=room.name))
+                    ended += 1
+        self.suspects = {name: since for name, since in self.suspects.items() if name in seen}
+        return ended
+
+    def sweep(self, now: float | None = None) -> int:
+        """One look; the number of calls ended. A failure is one warning line (the first time) on stderr."""
+        try:
+            ended = asyncio.run(self._sweep(time.monotonic() if now is None else now))
+        except (StackError, api.TwirpError, OSError) as error:
+            if not self.warned:
+                print(f"warning: could not look for calls left without an agent: {error}", file=sys.stderr,
+                      flush=True)
+                self.warned = True
+            return 0
+        if ended:
+            print(f"ended {ended} call(s) left without an agent by a worker that stopped", file=sys.stderr,
+                  flush=True)
+        return ended
+
+    def start(self) -> None:
+        def loop():
+            while True:
+                self.sweep()
+                time.sleep(SWEEP_S)
+
+        threading.Thread(target=loop, name="orphan-sweeper", daemon=True).start()
