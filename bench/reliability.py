@@ -496,6 +496,12 @@ def endpoint_abuse(suite: Suite) -> Outcome:
 
 
 # --- the report ------------------------------------------------------------------------------------------------------
+def wait_for_free_lines(suite: Suite) -> None:
+    """Before a scenario: with one line (AGENT_MAX_CALLS=1), a call of the previous one still closing would turn
+    this one's first call away as busy."""
+    wait_until(lambda: not call_rooms(suite.settings), 90, step=1)
+
+
 def run(suite: Suite, names: list[str] | None = None) -> dict[str, Outcome | None]:
     """Each chosen scenario in the registry's order; a scenario that raises is a failed row, not a stopped run."""
     outcomes: dict[str, Outcome | None] = {}
@@ -505,6 +511,7 @@ def run(suite: Suite, names: list[str] | None = None) -> dict[str, Outcome | Non
         if entry.run is None:
             outcomes[name] = None
             continue
+        wait_for_free_lines(suite)
         suite.progress(f"{entry.title} ...")
         started = time.monotonic()
         try:

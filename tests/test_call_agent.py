@@ -22,7 +22,7 @@ from sip import provisioning
 from stack import lifecycle
 from stack.supervision import running_programs
 from tests.support.audio import voiced_seconds
-from tests.support.livekit import caller_rooms, livekit
+from tests.support.livekit import caller_rooms, livekit, wait_until_no_rooms
 from tools.softphone import (
     CallOptions,
     CallResult,
@@ -137,7 +137,7 @@ def test_a_burst_of_twice_capacity_plus_one_is_served_or_told_busy_at_once(agent
     and then left in silence."""
     capacity = agent_stack.settings.agent_max_calls
     callers = 2 * capacity + 1
-    _wait_until_no_calls(agent_stack.settings)  # an earlier test's call still closing would take a line
+    wait_until_no_rooms(agent_stack.settings)  # an earlier test's call still closing would take a line
 
     def one(n: int) -> CallResult:
         return place_call_in_subprocess(dial(agent_stack, tmp_path, f"burst{n}", ["What are your opening hours?"],
@@ -245,18 +245,6 @@ def _rooms_with_caller(settings, caller: str, with_agent: bool = False) -> list[
     return [found.room.name for found in rooms if found.agent_joined or not with_agent]
 
 
-def _wait_until_no_calls(settings, bound: float = 60) -> None:
-    """Until every earlier call's room is gone (the agent deletes it as the call ends, a second or two after the
-    caller hangs up on a busy machine): with one line, a call still closing would make the next caller hear "busy"."""
-    async def rooms() -> int:
-        async with livekit(settings) as lk:
-            return len((await lk.room.list_rooms(api.ListRoomsRequest())).rooms)
-
-    deadline = time.monotonic() + bound
-    while asyncio.run(rooms()) and time.monotonic() < deadline:
-        time.sleep(0.5)
-
-
 def _agent_publishes_audio(settings, caller: str) -> bool:
     return any(person.kind == api.ParticipantInfo.Kind.AGENT and person.tracks
                for found in asyncio.run(caller_rooms(settings, caller)) for person in found.participants)
@@ -307,7 +295,7 @@ def test_a_call_over_the_limit_hears_lines_busy_and_is_hung_up(agent_stack, stt,
         except subprocess.TimeoutExpired:
             holder.kill()
             holder.communicate()
-        _wait_until_no_calls(settings)  # the holder's line frees once its room is gone: the next test's caller needs it
+        wait_until_no_rooms(settings)  # the holder's line frees once its room is gone: the next test's caller needs it
 
 
 def _call_on_record(stack, caller: str, timeout: float = 30) -> dict:

@@ -40,7 +40,7 @@ from tests.support.carrier import (
     in_test_namespace,
     make_test_certificates,
 )
-from tests.support.livekit import caller_rooms, livekit
+from tests.support.livekit import caller_rooms, livekit, wait_until_no_rooms
 from tests.support.stack import ARTIFACTS, RunningStack
 from tools.softphone import (
     PORT_RATE,
@@ -95,7 +95,8 @@ class CarrierLine:
             "record": str(self.folder / f"{name}.wav"), "transcribe": False, "timeout": WAIT, **options})
 
     def call(self, options: CallOptions, stt=None) -> CallResult:
-        """A call from the caller's phone in the carrier's network."""
+        """A call from the caller's phone in the carrier's network, once earlier calls are gone (one line)."""
+        wait_until_no_rooms(self.settings)
         result = place_call_in_subprocess(options, timeout=300, prefix=self.network.inside)
         if stt is not None and result.recording:
             transcribe_result(result, stt)

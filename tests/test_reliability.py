@@ -26,6 +26,7 @@ def suite(agent_stack) -> reliability.Suite:
 
 
 def run(suite: reliability.Suite, name: str) -> reliability.Outcome:
+    reliability.wait_for_free_lines(suite)
     outcome = reliability.SCENARIOS[name].run(suite)
     print(f"{name}: {outcome.happened}\n{outcome.figures}")
     return outcome

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from dataclasses import dataclass
 
 from livekit import api
@@ -38,3 +40,16 @@ async def caller_rooms(settings, caller: str) -> list[CallerRoom]:
                 dispatches = await lk.agent_dispatch.list_dispatch(room.name)
                 found.append(CallerRoom(room, callers[0], people, [d.agent_name for d in dispatches]))
         return found
+
+
+def wait_until_no_rooms(settings, bound: float = 60) -> None:
+    """Until every earlier call's room is gone (the agent deletes it as the call ends, a second or two after the
+    caller hangs up on a busy machine): with one line (AGENT_MAX_CALLS=1), a call still closing would make the next
+    caller hear "busy"."""
+    async def rooms() -> int:
+        async with livekit(settings) as lk:
+            return len((await lk.room.list_rooms(api.ListRoomsRequest())).rooms)
+
+    deadline = time.monotonic() + bound
+    while asyncio.run(rooms()) and time.monotonic() < deadline:
+        time.sleep(0.5)
