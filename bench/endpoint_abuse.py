@@ -51,29 +51,34 @@ class Endpoint:
 
     def raw(self, path: str, chunks: Iterable[bytes], headers: dict[str, str],
             limit_s: float = 30) -> tuple[bytes, int]:
-        """Sends a request chunk by chunk until the server answers or closes; (its answer, the body bytes sent)."""
-        head = "".join(f"{k}: {v}\r\n" for k, v in {"Host": f"{LOOPBACK}:{self.port}", **self.auth,
-                                                     **headers}.items())
-        sent, answer = 0, b""
-        with socket.create_connection((LOOPBACK, self.port), timeout=limit_s) as sock:
-            sock.sendall(f"POST {path} HTTP/1.1\r\n{head}\r\n".encode())
-            deadline = time.monotonic() + limit_s
-            for chunk in chunks:
-                if select.select([sock], [], [], 0)[0] or time.monotonic() > deadline:
-                    break
-                try:
-                    sock.sendall(chunk)
-                except (BrokenPipeError, ConnectionResetError):
-                    break
-                sent += len(chunk)
+        return raw_post(self.port, path, chunks, {**self.auth, **headers}, limit_s)
+
+
+def raw_post(port: int, path: str, chunks: Iterable[bytes], headers: dict[str, str],
+             limit_s: float = 30) -> tuple[bytes, int]:
+    """A POST to 127.0.0.1:`port` sent chunk by chunk until the server answers or closes; (its answer, the body
+    bytes sent). Raw, so that a body can be larger than any limit or never end."""
+    head = "".join(f"{k}: {v}\r\n" for k, v in {"Host": f"{LOOPBACK}:{port}", **headers}.items())
+    sent, answer = 0, b""
+    with socket.create_connection((LOOPBACK, port), timeout=limit_s) as sock:
+        sock.sendall(f"POST {path} HTTP/1.1\r\n{head}\r\n".encode())
+        deadline = time.monotonic() + limit_s
+        for chunk in chunks:
+            if select.select([sock], [], [], 0)[0] or time.monotonic() > deadline:
+                break
             try:
-                while data := sock.recv(65536):
-                    answer += data
-                    if b"\r\n\r\n" in answer and len(answer.split(b"\r\n\r\n", 1)[1]) > 20:
-                        break
-            except (ConnectionResetError, TimeoutError):
-                pass
-        return answer, sent
+                sock.sendall(chunk)
+            except (BrokenPipeError, ConnectionResetError):
+                break
+            sent += len(chunk)
+        try:
+            while data := sock.recv(65536):
+                answer += data
+                if b"\r\n\r\n" in answer and len(answer.split(b"\r\n\r\n", 1)[1]) > 20:
+                    break
+        except (ConnectionResetError, TimeoutError):
+            pass
+    return answer, sent
 
 
 def _chunked(parts: Iterable[bytes]) -> Iterable[bytes]:
@@ -89,16 +94,23 @@ def _status(answer: bytes) -> str:
 
 def silent_flac(seconds: float, rate: int = 8000) -> bytes:
     """`seconds` of digital silence as FLAC: a few hundred KB that decode to hours of samples."""
+    return encoded_silence("flac", "flac", rate, seconds)
+
+
+def encoded_silence(container: str, codec: str, rate: int, seconds: float) -> bytes:
+    """`seconds` of digital silence, encoded: a few hundred KB that decode to hours of samples."""
+    frame_size = {"libopus": 960, "libmp3lame": 1152}.get(codec, 4096)
+    sample_format = "s16p" if codec == "libmp3lame" else "s16"
     import av
     import numpy as np
 
-    frame_size, buffer = 4096, io.BytesIO()
-    with av.open(buffer, "w", format="flac") as out:
-        stream = out.add_stream("flac", rate=rate)
+    buffer = io.BytesIO()
+    with av.open(buffer, "w", format=container) as out:
+        stream = out.add_stream(codec, rate=rate)
         stream.layout = "mono"
         zeros = np.zeros((1, frame_size), np.int16)
         for index in range(int(seconds * rate / frame_size)):
-            frame = av.AudioFrame.from_ndarray(zeros, format="s16", layout="mono")
+            frame = av.AudioFrame.from_ndarray(zeros, format=sample_format, layout="mono")
             frame.sample_rate, frame.pts = rate, index * frame_size
             for packet in stream.encode(frame):
                 out.mux(packet)

@@ -28,6 +28,7 @@ from pathlib import Path
 import psutil
 
 from bench.report import replace_section
+from bench.stack_metrics import total_rss
 from stack import lifecycle
 from stack.settings import LOOPBACK, Settings
 from tools.softphone import CallOptions, CallResult, place_call_in_subprocess, result_from_process, run_call_process
@@ -176,13 +177,7 @@ def agent_processes(settings: Settings) -> tuple[psutil.Process | None, list[psu
 
 
 def rss_mb(processes: list[psutil.Process]) -> float:
-    total = 0
-    for process in processes:
-        try:
-            total += process.memory_info().rss
-        except psutil.Error:
-            pass
-    return total / 2**20
+    return total_rss(processes) / 2**20
 
 
 class LogWatch:

@@ -93,13 +93,7 @@ class ProcessSampler:
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
             for name, processes in self._trees().items():
-                rss = 0
-                for process in processes:
-                    try:
-                        rss += process.memory_info().rss
-                    except psutil.Error:
-                        pass
-                self.peak_rss[name] = max(self.peak_rss.get(name, 0), rss)
+                self.peak_rss[name] = max(self.peak_rss.get(name, 0), total_rss(processes))
 
     def __enter__(self) -> ProcessSampler:
         self._started = time.monotonic()
@@ -113,3 +107,14 @@ class ProcessSampler:
         wall = time.monotonic() - self._started
         self.cpu_cores = {name: (self._cpu(procs) - self._cpu_start.get(name, 0.0)) / wall
                           for name, procs in self._trees().items()}
+
+
+def total_rss(processes) -> int:
+    """Bytes resident in these processes (those that exited meanwhile count nothing)."""
+    total = 0
+    for process in processes:
+        try:
+            total += process.memory_info().rss
+        except psutil.Error:
+            pass
+    return total

@@ -4,20 +4,18 @@ server on 127.0.0.1; only the models are stand-ins (the LLM is the real ChatMode
 
 from __future__ import annotations
 
-import io
 import json
-import select
 import socket
 import threading
 import time
 from dataclasses import dataclass, field
 
-import av
 import httpx
 import numpy as np
 import pytest
 import uvicorn
 
+from bench.endpoint_abuse import encoded_silence, raw_post
 from local_openai.app import Models, create_app
 from local_openai.llm import ChatModel
 from stack.settings import Settings
@@ -164,28 +162,7 @@ def test_a_cross_origin_browser_request_is_refused_before_any_work(server, heade
 
 # --- body size ----------------------------------------------------------------------------------------------------
 def raw_upload(server: Server, path: str, chunks, headers: dict[str, str], limit_s: float = 20) -> tuple[bytes, int]:
-    """Sends a request chunk by chunk until the server answers or closes; (its answer, the body bytes sent)."""
-    head = "".join(f"{k}: {v}\r\n" for k, v in {"Host": f"127.0.0.1:{server.port}", **AUTH, **headers}.items())
-    sent, answer = 0, b""
-    with socket.create_connection(("127.0.0.1", server.port), timeout=limit_s) as sock:
-        sock.sendall(f"POST {path} HTTP/1.1\r\n{head}\r\n".encode())
-        deadline = time.monotonic() + limit_s
-        for chunk in chunks:
-            if select.select([sock], [], [], 0)[0] or time.monotonic() > deadline:
-                break
-            try:
-                sock.sendall(chunk)
-            except (BrokenPipeError, ConnectionResetError):
-                break
-            sent += len(chunk)
-        try:
-            while data := sock.recv(65536):
-                answer += data
-                if b"\r\n\r\n" in answer and len(answer.split(b"\r\n\r\n", 1)[1]) > 20:
-                    break
-        except (ConnectionResetError, TimeoutError):
-            pass
-    return answer, sent
+    return raw_post(server.port, path, chunks, {**AUTH, **headers}, limit_s)
 
 
 def chunked(parts, size: int):
@@ -236,23 +213,6 @@ def test_an_oversized_chunked_json_body_is_a_413(server):
 
 
 # --- audio --------------------------------------------------------------------------------------------------------
-def silence(container: str, codec: str, rate: int, seconds: float) -> bytes:
-    """`seconds` of digital silence, encoded: a few hundred KB that decode to hours of samples."""
-    frame_size = {"libopus": 960, "libmp3lame": 1152}.get(codec, 4096)
-    sample_format = "s16p" if codec == "libmp3lame" else "s16"
-    buffer = io.BytesIO()
-    with av.open(buffer, "w", format=container) as out:
-        stream = out.add_stream(codec, rate=rate)
-        stream.layout = "mono"
-        zeros = np.zeros((1, frame_size), np.int16)
-        for index in range(int(seconds * rate / frame_size)):
-            frame = av.AudioFrame.from_ndarray(zeros, format=sample_format, layout="mono")
-            frame.sample_rate, frame.pts = rate, index * frame_size
-            for packet in stream.encode(frame):
-                out.mux(packet)
-        for packet in stream.encode(None):
-            out.mux(packet)
-    return buffer.getvalue()
 
 
 def transcribe(server: Server, data: bytes, name: str = "a.wav", **fields: str) -> httpx.Response:
@@ -263,7 +223,7 @@ def transcribe(server: Server, data: bytes, name: str = "a.wav", **fields: str) 
 @pytest.mark.parametrize("container, codec, rate, seconds", [
     ("flac", "flac", 8000, 3600), ("mp3", "libmp3lame", 8000, 600), ("ogg", "libopus", 48000, 180)])
 def test_a_decompression_bomb_stops_decoding_at_the_duration_cap(server, container, codec, rate, seconds):
-    bomb = silence(container, codec, rate, seconds)
+    bomb = encoded_silence(container, codec, rate, seconds)
     assert len(bomb) < 1 << 20  # under the upload limit: only the duration cap can stop it
     started = time.monotonic()
     response = transcribe(server, bomb, f"quiet.{container}")
@@ -276,7 +236,7 @@ def test_a_decompression_bomb_stops_decoding_at_the_duration_cap(server, contain
 @pytest.mark.parametrize("container, codec, rate", [("wav", "pcm_s16le", 8000), ("flac", "flac", 16000),
                                                      ("mp3", "libmp3lame", 8000), ("ogg", "libopus", 48000)])
 def test_audio_in_an_allowed_format_under_the_cap_is_transcribed(server, container, codec, rate):
-    response = transcribe(server, silence(container, codec, rate, 5), f"ok.{container}")
+    response = transcribe(server, encoded_silence(container, codec, rate, 5), f"ok.{container}")
     assert response.status_code == 200, response.text
     assert response.json() == {"text": "hello"}
     assert 4.5 < server.models.stt.heard[0] < 5.5
@@ -330,7 +290,7 @@ def test_a_wrong_type_or_an_out_of_range_value_is_a_400_naming_the_field(server,
                                            ({"prompt": "words " * 1000}, "prompt"),
                                            ({"prompt": "x" * 200_000}, "file")])  # a part past 64 KB: not read
 def test_bad_transcription_fields_are_400s(server, fields, param):
-    response = transcribe(server, silence("wav", "pcm_s16le", 8000, 1), **fields)
+    response = transcribe(server, encoded_silence("wav", "pcm_s16le", 8000, 1), **fields)
     assert response.status_code == 400, response.text
     assert response.json()["error"]["param"] == param
     assert server.models.stt.heard == []
@@ -341,7 +301,7 @@ def test_a_failure_inside_is_a_500_that_echoes_nothing(server, monkeypatch):
         raise RuntimeError("secret internals /srv/phone/.env")
 
     monkeypatch.setattr(server.models.stt, "transcribe", explode)
-    response = transcribe(server, silence("wav", "pcm_s16le", 8000, 1))
+    response = transcribe(server, encoded_silence("wav", "pcm_s16le", 8000, 1))
     assert response.status_code == 500
     assert "secret internals" not in response.text and "reference" in response.json()["error"]["message"]
 
@@ -432,7 +392,7 @@ def test_a_transcription_whose_client_left_while_it_waited_never_runs():
     server = Server(LOCAL_OPENAI_MAX_QUEUE="4")
     server.models.stt = stt
     try:
-        audio = silence("wav", "pcm_s16le", 8000, 1)
+        audio = encoded_silence("wav", "pcm_s16le", 8000, 1)
         first = threading.Thread(target=transcribe, args=(server, audio))
         first.start()
         assert wait_for(lambda: len(stt._model.decoded) == 1)
