@@ -78,8 +78,9 @@ eval: install
 
 # The reliability suite (bench/reliability.py: calls in a row, components killed and restarted, malformed SIP, endpoint
 # abuse) on a stack of its own, in a namespace of its own; results go to docs/reliability.md. `make test` runs a fast
-# subset (tests/test_reliability.py). Fewer calls in a row, or some scenarios only, written nowhere:
+# subset (tests/test_reliability.py). Fewer calls in a row or bursts, or some scenarios only, written nowhere:
 #   make reliability RELIABILITY_ARGS="--calls 10 --only sequential-calls,redis-restart"
+#   make reliability RELIABILITY_ARGS="--bursts 1 --only burst,endpoint-killed"
 # SIP allow-lists and auth are emptied so that the softphone and the raw SIP probes get in.
 RELIABILITY_RUN := $(CURDIR)/.run/reliability
 RELIABILITY_ARGS ?= --calls 100 --write docs/reliability.md

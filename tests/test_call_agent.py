@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 from livekit import api
 
+from bench.reliability import BUSY_BOUND_S, agent_publishes_audio, kill_endpoint
 from sip import provisioning
 from stack import lifecycle
-from stack.supervision import running_programs
 from tests.support.audio import voiced_seconds
 from tests.support.livekit import caller_rooms, livekit, wait_until_no_rooms
 from tools.softphone import (
@@ -40,10 +40,6 @@ pytestmark = pytest.mark.call
 WAIT = 90
 # How long the agent may take to hang up after the caller's goodbye (it says goodbye first).
 BYE_BOUND_S = 20
-# How long a caller past capacity may wait to hear that the lines are busy (or get 486 Busy Here): well under the
-# test stack's SIP_RINGING_TIMEOUT (60 s), after which a caller nobody answered would be let go anyway. A spoken
-# "busy" needs a worker process, which a machine shared with other test runs can take this long to give.
-BUSY_BOUND_S = 30
 
 
 @pytest.fixture(scope="module")
@@ -180,12 +176,11 @@ def test_endpoint_killed_mid_call_gives_an_apology_and_a_transfer_and_the_next_c
                                  caller_id=caller, hangup_after=30))
     try:
         deadline = time.monotonic() + WAIT
-        while not _agent_publishes_audio(settings, caller):  # its session runs: past the provider check at start
+        while not agent_publishes_audio(settings, caller):  # its session runs: past the provider check at start
             assert proc.poll() is None and time.monotonic() < deadline, "the call was not answered"
             time.sleep(0.25)
         killed = time.monotonic()
-        running_programs(settings.run_dir)["local-openai"].kill()  # a crash (SIGKILL)
-        lifecycle.down(settings, ["local-openai"])  # and supervisord's restart held back until the apology
+        kill_endpoint(settings)  # a crash (SIGKILL), and supervisord's restart held back until the apology
         result = result_from_process(*proc.communicate(timeout=300))
         transcribe_result(result, stt)
         print("\n".join(result.timeline()))
@@ -243,11 +238,6 @@ async def _restricted_trunk(settings, create: bool, state: dict):
 def _rooms_with_caller(settings, caller: str, with_agent: bool = False) -> list[str]:
     rooms = asyncio.run(caller_rooms(settings, caller))
     return [found.room.name for found in rooms if found.agent_joined or not with_agent]
-
-
-def _agent_publishes_audio(settings, caller: str) -> bool:
-    return any(person.kind == api.ParticipantInfo.Kind.AGENT and person.tracks
-               for found in asyncio.run(caller_rooms(settings, caller)) for person in found.participants)
 
 
 def test_caller_not_on_the_allow_list_is_rejected_without_a_room(agent_stack, stt, tmp_path):

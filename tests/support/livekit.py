@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 from dataclasses import dataclass
 
 from livekit import api
@@ -45,11 +43,7 @@ async def caller_rooms(settings, caller: str) -> list[CallerRoom]:
 def wait_until_no_rooms(settings, bound: float = 60) -> None:
     """Until every earlier call's room is gone (the agent deletes it as the call ends, a second or two after the
     caller hangs up on a busy machine): with one line (AGENT_MAX_CALLS=1), a call still closing would make the next
-    caller hear "busy"."""
-    async def rooms() -> int:
-        async with livekit(settings) as lk:
-            return len((await lk.room.list_rooms(api.ListRoomsRequest())).rooms)
+    caller hear "busy". The reliability suite's wait, shared."""
+    from bench.reliability import wait_until_no_calls
 
-    deadline = time.monotonic() + bound
-    while asyncio.run(rooms()) and time.monotonic() < deadline:
-        time.sleep(0.5)
+    wait_until_no_calls(settings, bound)
