@@ -301,10 +301,11 @@ def kill_endpoint(settings: Settings) -> int:
     return process.pid
 
 
-def call_on_record(settings: Settings, caller: str, since: datetime, bound_s: float = 30) -> dict | None:
+def call_on_record(settings: Settings, caller: str, since: datetime, bound_s: float = 30,
+                   complete: Callable[[dict], bool] = lambda record: True) -> dict | None:
     """The call from `caller` started after `since` as the call store keeps it (`cli.py calls list --json`'s shape,
-    with its turns), once its end is written (the agent writes it as the call closes); None if not within
-    `bound_s`."""
+    with its turns), once its end is written (the agent writes it as the call closes) and `complete(record)` holds;
+    after `bound_s`, what there is (None: no ended call)."""
     from calls.store import CallStore
 
     found: dict = {}
@@ -312,8 +313,9 @@ def call_on_record(settings: Settings, caller: str, since: datetime, bound_s: fl
         def ended() -> bool:
             calls = store.list_calls(since=since, number=caller, turns=True)
             if calls and calls[0].ended_at is not None:
+                found.clear()
                 found.update(store.to_dict(calls[0]))
-            return bool(found)
+            return bool(found) and complete(found)
 
         wait_until(ended, bound_s, step=0.5)
     return found or None
@@ -422,6 +424,8 @@ def burst_verdict(result: CallResult, end_reason: str | None) -> tuple[str, str 
             return "rang", result.error or "never answered"
         return "failed", result.error or f"{result.status_code} {result.reason or ''}".strip()
     kind = "busy" if end_reason == "busy" else "served"
+    if end_reason == "error":
+        return kind, "the AI failed: the caller got the apology, not service"
     if result.ringing_ms is not None and result.answered_ms - result.ringing_ms >= bound_ms:
         return kind, f"rang {seconds((result.answered_ms - result.ringing_ms) / 1000)} before the answer"
     if result.greeting_ms is None:
@@ -442,6 +446,10 @@ def burst_verdict(result: CallResult, end_reason: str | None) -> tuple[str, str 
 def _spread(values: list[float]) -> str:
     values = sorted(values)
     return f"{values[len(values) // 2]:.1f} / {values[-1]:.1f} s" if values else "-"
+
+
+def _at(callers: list[BurstCaller], kind: str) -> list[float]:
+    return [c.at_s for c in callers if c.kind == kind and c.at_s is not None]
 
 
 @scenario("burst", "Burst of 2x capacity + 1 callers at once")
@@ -486,12 +494,12 @@ def burst(suite: Suite) -> Outcome:
         happened=(", ".join(f"{n} {kind}" for kind, n in kinds.items() if n) + f" of {len(callers)} callers"
                   + (f"; {'; '.join(problems[:4])}" if problems else "; every caller served or told busy in time")),
         figures={"rounds x callers": f"{suite.burst_rounds} x {size}", **{k: str(n) for k, n in kinds.items()},
-                 "served: answered p50 / max": _spread([c.at_s for c in callers if c.kind == "served" and c.at_s]),
+                 "served: answered p50 / max": _spread(_at(callers, "served")),
                  "served: question answered after p50 / max": _spread(replies),
                  f"within the {VOICE_TO_VOICE_GOAL_S:.0f} s goal": f"{sum(r <= VOICE_TO_VOICE_GOAL_S for r in replies)}"
                                                                   f"/{len(replies)}",
-                 "busy: message began p50 / max": _spread([c.at_s for c in callers if c.kind == "busy" and c.at_s]),
-                 "486: after p50 / max": _spread([c.at_s for c in callers if c.kind == "486" and c.at_s]),
+                 "busy: message began p50 / max": _spread(_at(callers, "busy")),
+                 "486: after p50 / max": _spread(_at(callers, "486")),
                  "problems": str(len(problems))},
         ok=not problems and not kinds["rang"] and not kinds["failed"],
         details=details,
@@ -576,9 +584,13 @@ def endpoint_killed(suite: Suite) -> Outcome:
         if killed_at is not None:
             back_s = time.monotonic() - killed_at
     result = result_from_process(out, err, call.returncode)
-    record = call_on_record(settings, options.caller_id, since) or {}
-    said = [turn["text"] for turn in record.get("turns", []) if turn["role"] == "assistant"]
-    apology = next((text for text in said if text in (APOLOGY, APOLOGY_THEN_TRANSFER)), None)
+
+    def apology_in(record: dict) -> str | None:  # the record's end is written just before the apology's turn
+        return next((turn["text"] for turn in record.get("turns", []) if turn["role"] == "assistant"
+                     and turn["text"] in (APOLOGY, APOLOGY_THEN_TRANSFER)), None)
+
+    record = call_on_record(settings, options.caller_id, since, bound_s=20, complete=apology_in) or {}
+    apology = apology_in(record)
     turn = result.turns[0] if result.turns else None
     heard_s = None  # from the kill to the first sound after the caller's question: the apology
     if turn and turn.reply_start_ms is not None and result.started_at is not None:

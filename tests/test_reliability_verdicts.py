@@ -65,3 +65,8 @@ def test_a_caller_left_ringing_or_refused_otherwise_fails():
 def test_an_answer_after_long_ringing_is_a_problem():
     kind, problem = burst_verdict(answered(answered_ms=LATE_MS + 40.0, turns=asked(3000.0)), "caller_hung_up")
     assert kind == "served" and problem.startswith("rang")
+
+
+def test_a_caller_who_got_the_apology_was_not_served():
+    kind, problem = burst_verdict(answered(turns=asked(2000.0), hangup_by="agent"), "error")
+    assert kind == "served" and "apology" in problem
