@@ -38,6 +38,7 @@ from .failures import (
     ProviderHealth,
     apologize_and_hand_over,
     apologize_and_hang_up,
+    hang_up,
 )
 from .providers import build_plugins, choose_providers, session_connect_options
 from .turn_policy import TurnPolicy
@@ -254,8 +255,7 @@ async def phone_call(ctx: JobContext) -> None:
     except TimeoutError:
         log.info("no caller in the room within %d s (the call was cancelled while it rang): ending job %s",
                  CALLER_WAIT_S, ctx.job.id)
-        await ctx.delete_room()
-        ctx.shutdown("the caller left before the agent joined")
+        await hang_up(ctx, "the caller left before the agent joined")
         return
     is_phone = participant.kind == rtc.ParticipantKind.PARTICIPANT_KIND_SIP
     caller_number = participant.attributes.get("sip.phoneNumber") if is_phone else None
