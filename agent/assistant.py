@@ -41,10 +41,15 @@ def sip_caller(room: rtc.Room | None) -> rtc.RemoteParticipant | None:
                  if p.kind == rtc.ParticipantKind.PARTICIPANT_KIND_SIP), None)
 
 
+def transfer_target(number: str) -> str:
+    """The REFER's target for TRANSFER_NUMBER (E.164, or a sip: address)."""
+    return number if number.startswith("sip:") else f"tel:{number}"
+
+
 async def transfer_sip_caller(job, caller: rtc.RemoteParticipant, number: str) -> None:
     """A cold transfer of the phone caller to `number` (E.164, or a sip: address): livekit-sip sends the caller's
     side a SIP REFER. Raises when the transfer does not go through."""
-    target = number if number.startswith("sip:") else f"tel:{number}"
+    target = transfer_target(number)
     await job.transfer_sip_participant(caller, target)
     log.info("transferred the caller to %s", target)
     log.debug("transferred %s to %s", caller.identity, target)
@@ -144,7 +149,7 @@ class PhoneAssistant(Agent):
             return await tell(context, f"I can't transfer you from this line, but you can call {number} to reach "
                                        "a colleague.")
         await tell(context, "Sure, I'm transferring you to a colleague now. Please hold.")
-        target = number if number.startswith("sip:") else f"tel:{number}"
+        target = transfer_target(number)
         self.note_end(EndReason.transferred, target)  # before: the caller's leg may go while the REFER is answered
         try:
             await transfer_sip_caller(job, caller, number)
