@@ -94,8 +94,7 @@ class Lines:
         running = {job: room for job, room in self.running().items() if room not in ended}
         verdict = self.admission.admit(request.id, request.room.name, running)
         self.keep_warm(running)  # now, before the pool replaces the process this call is about to take
-        if verdict is Verdict.TURN_AWAY:
-            self.admission.settled(request.id)
+        if verdict is Verdict.TURN_AWAY:  # not counted: Admission never put it on a line
             log.warning("all %d lines in use: turning a call away (486 Busy Here)", self.admission.lines)
             await self.turn_away(request)
             return
