@@ -28,10 +28,6 @@ class Verdict(enum.Enum):
     REPEAT_CALLER = "repeat caller"  # told in words that they already have AGENT_MAX_CALLS_PER_CALLER calls
     TURN_AWAY = "turn away"  # no line left: the room is deleted and the caller gets 486 Busy Here
 
-    @property
-    def spoken_busy(self) -> bool:
-        return self in (Verdict.BUSY, Verdict.REPEAT_CALLER)
-
 
 @dataclass
 class Admission:
