@@ -68,11 +68,11 @@ class Lines:
         self.server, self.admission, self.settings = server, admission, settings
         self.on_accept: Callable[[str], None] | None = None  # told each accepted call's room (after-call work)
 
-    def running_rooms(self) -> set[str]:
-        return {job.job.room.name for job in self.server.active_jobs}
-
     def running(self) -> dict[str, str]:
         return {job.job.id: job.job.room.name for job in self.server.active_jobs}
+
+    def running_rooms(self) -> set[str]:
+        return set(self.running().values())
 
     def load(self) -> float:
         running = self.running()
@@ -109,7 +109,7 @@ class Lines:
         """The rooms of running jobs whose call is over: the room is gone, or it is a phone call's room and the
         caller has left it (the agent deletes the room a second or more later; measured, a caller dialling right
         after the previous one hung up heard "busy" in 10 of 40 calls in a row). None when the server cannot say."""
-        rooms = set(self.running().values())
+        rooms = self.running_rooms()
         if not rooms:
             return set()
         try:
