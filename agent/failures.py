@@ -123,11 +123,11 @@ async def hang_up(ctx: JobContext, reason: str) -> None:
 
 
 async def apologize_and_hang_up(ctx: JobContext, voice: OfflineVoice, message: str, reason: str, record: CallRecord,
-                                end_reason: EndReason, detail: str | None = None) -> None:
+                                end_reason: EndReason) -> None:
     """Says `message` with the offline voice, then ends the call, so the caller hears no silence; the call's record
     gets the message and `end_reason`."""
     record.said(message)
-    record.end(end_reason, detail)
+    record.end(end_reason)
     try:
         await voice.say(ctx.room, message)
     finally:
