@@ -65,9 +65,9 @@ class ProviderHealth:
 
 class OfflineVoice:
     """Sentences in the offline voice, as 16-bit mono PCM at `rate` from `python -m local_openai.speak`, kept on
-    disk: a fixed sentence ("all our lines are busy", the apology) is synthesized once per machine, in a worker
-    process's prewarm, and plays at once when needed, even with the CPU taken by calls. Any other sentence is
-    synthesized when asked."""
+    disk: a fixed sentence ("all our lines are busy", the apology) is synthesized once per machine, in a thread of the
+    worker's main process once it has registered (agent/worker.py's build_server), and plays at once when needed,
+    even with the CPU taken by calls. Any other sentence is synthesized when asked."""
 
     def __init__(self, cache_dir: Path, voice: str, rate: int = 24000) -> None:
         self.cache_dir, self.voice, self.rate = cache_dir, voice, rate
@@ -80,7 +80,7 @@ class OfflineVoice:
         return [sys.executable, "-m", "local_openai.speak", "--sample-rate", str(self.rate), text]
 
     def prepare(self, texts: list[str]) -> None:
-        """Synthesizes the sentences not on disk yet (blocking: for prewarm)."""
+        """Synthesizes the sentences not on disk yet (blocking: run it in a thread of its own)."""
         for text in texts:
             if not self._path(text).is_file():
                 done = subprocess.run(self._command(text), stdout=subprocess.PIPE, check=False)

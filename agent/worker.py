@@ -108,7 +108,7 @@ class Lines:
     async def ended_calls(self) -> set[str]:
         """The rooms of running jobs whose call is over: the room is gone, or it is a phone call's room and the
         caller has left it (the agent deletes the room a second or more later; measured, a caller dialling right
-        after the previous one hung up heard "busy" in 10 of 40 calls in a row). None when the server cannot say."""
+        after the previous one hung up heard "busy" in 10 of 40 calls in a row). Empty when the server cannot say."""
         rooms = self.running_rooms()
         if not rooms:
             return set()
