@@ -12,7 +12,7 @@ from pathlib import Path
 
 from . import supervision
 from .binaries import say
-from .components import ALL, Component, wanted_components
+from .components import ALL, Component, log_path, wanted_components
 from .errors import StackError
 from .processes import ProcessTable, ensure_port_free, log_tail
 from .settings import Settings
@@ -31,10 +31,6 @@ class ComponentStatus:
     problem: str  # one line when supervision gave up on it (supervision.problem)
     # What faces other hosts ("SIP udp+tcp 203.0.113.10:5060"); empty: loopback only.
     exposed: list[str] = field(default_factory=list)
-
-
-def log_path(settings: Settings, component: Component):
-    return settings.log_dir / f"{component.name}.log"
 
 
 def install(settings: Settings, names: list[str] | None = None) -> None:
@@ -133,7 +129,7 @@ def _start(settings: Settings, supervisor: Supervisor, component: Component) -> 
 
 
 def _wait_until_healthy(settings: Settings, supervisor: Supervisor, component: Component, timeout: float) -> None:
-    path = log_path(settings, component)
+    path = log_path(settings, component.name)
     say(f"{component.name}: starting under supervisord, waiting up to {timeout:.0f} s for health")
     deadline = time.monotonic() + timeout
     last_note = time.monotonic()
@@ -191,7 +187,7 @@ def status(settings: Settings, names: list[str] | None = None) -> list[Component
             address=component.address(settings),
             version=component.version(settings),
             pid=info["pid"] if info and info["pid"] else None,
-            log_path=str(log_path(settings, component)),
+            log_path=str(log_path(settings, component.name)),
             problem=supervision.problem(settings, component.name, info),
             exposed=[exposure.describe() for exposure in component.exposed(settings)],
         ))

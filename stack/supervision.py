@@ -20,7 +20,7 @@ from pathlib import Path
 import psutil
 from supervisor.xmlrpc import Faults, SupervisorTransport
 
-from .components import ALL, Component
+from .components import ALL, Component, log_path
 from .errors import StackError
 from .files import atomic_write
 from .logs import private_dir
@@ -73,10 +73,6 @@ def config_path(settings: Settings) -> Path:
 
 def launch_spec_path(settings: Settings, name: str) -> Path:
     return settings.run_dir / "launch" / f"{name}.json"
-
-
-def log_path(settings: Settings, name: str) -> Path:
-    return settings.log_dir / f"{name}.log"
 
 
 def _ini(value: object) -> str:
