@@ -87,7 +87,8 @@ def _up(settings: Settings, names: list[str] | None) -> list[ComponentStatus]:
     for component in components:
         component.check(settings)
     install(settings, [c.name for c in components])
-    _stop_unsupervised(settings)
+    for name in _stop_unsupervised(settings):
+        say(f"{name}: stopped the copy started without supervision")
     if not components:
         return []
     supervisor = Supervisor(settings)
@@ -107,12 +108,11 @@ def _up(settings: Settings, names: list[str] | None) -> list[ComponentStatus]:
     return status(settings, [c.name for c in components])
 
 
-def _stop_unsupervised(settings: Settings) -> None:
-    """Components an older version started on their own (a pid file each) are stopped: supervisord runs them now."""
+def _stop_unsupervised(settings: Settings, names: list[str] | None = None) -> list[str]:
+    """Stops the components (all, or those named) that an older version started on their own (a pid file each),
+    last started first: supervisord runs them now. Returns those that were running."""
     table = ProcessTable(settings.run_dir)
-    for component in ALL:
-        if table.stop(component.name):
-            say(f"{component.name}: stopped the copy started without supervision")
+    return [c.name for c in reversed(ALL) if (not names or c.name in names) and table.stop(c.name)]
 
 
 def _start(settings: Settings, supervisor: Supervisor, component: Component) -> None:
@@ -165,11 +165,7 @@ def down(settings: Settings, names: list[str] | None = None) -> list[str]:
                     stopped.append(component.name)
         else:
             stopped = supervisor.shutdown()
-        table = ProcessTable(settings.run_dir)
-        for component in reversed(ALL):  # started by an older version, without supervision
-            if (not names or component.name in names) and table.stop(component.name):
-                stopped.append(component.name)
-        return stopped
+        return stopped + _stop_unsupervised(settings, names)
 
 
 def status(settings: Settings, names: list[str] | None = None) -> list[ComponentStatus]:
