@@ -169,10 +169,10 @@ def down(settings: Settings, names: list[str] | None = None) -> list[str]:
 
 
 def status(settings: Settings, names: list[str] | None = None) -> list[ComponentStatus]:
-    supervisor = Supervisor(settings)
+    infos = Supervisor(settings).infos()
     report = []
     for component in wanted_components(settings, names):
-        info = supervisor.info(component.name)
+        info = infos.get(component.name)
         # STARTING: supervisord waits STARTUP_S before it calls a start good; healthy before that is up all the same.
         running = info is not None and info["statename"] in ("RUNNING", "STARTING")
         healthy = running and component.healthy(settings)

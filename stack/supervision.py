@@ -187,6 +187,16 @@ class Supervisor:
         except (OSError, xmlrpc.client.Error):
             return None
 
+    def infos(self) -> dict[str, dict]:
+        """supervisord's view of every program, by name (one call for what `info` tells of one); empty without
+        supervisord."""
+        if self.process() is None:
+            return {}
+        try:
+            return {info["name"]: info for info in self.rpc.getAllProcessInfo()}
+        except (OSError, xmlrpc.client.Error):
+            return {}
+
     def start(self, name: str) -> None:
         try:
             self.rpc.startProcess(name, False)
