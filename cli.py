@@ -24,7 +24,7 @@ from calls.command import calls_app
 from sip import carriers, provisioning
 from stack import lifecycle, phone_line
 from stack.binaries import TEST_TOOL_PACKAGES, ensure_debian_packages
-from stack.components import BY_NAME, LIVEKIT_SIP, wanted_components
+from stack.components import BY_NAME, LIVEKIT_SIP, log_path, wanted_components
 from stack.credentials import (
     ensure_api_credentials,
     ensure_call_webhook_secret,
@@ -181,7 +181,7 @@ def logs(
     """Print the end of a component's log."""
     if component not in BY_NAME:
         raise StackError(f"unknown component {component!r}; choose from {', '.join(BY_NAME)}")
-    path = lifecycle.log_path(Settings.load(), BY_NAME[component])
+    path = log_path(Settings.load(), component)
     if not path.exists():
         raise StackError(f"no log yet at {path}: start it with `python cli.py up`")
     out.print("\n".join(path.read_text(errors="replace").splitlines()[-lines:]), markup=False, highlight=False)

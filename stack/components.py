@@ -64,7 +64,11 @@ def _redis_ping(settings: Settings) -> bool:
 def _logged_since_start(settings: Settings, name: str, text: str) -> bool:
     """Whether the component's log shows `text` after the last start marker that stack/launch.py writes (in
     the log, or the rotated files before it)."""
-    return text in logs.since_start(settings.log_dir / f"{name}.log", settings.log_backups)
+    return text in logs.since_start(log_path(settings, name), settings.log_backups)
+
+
+def log_path(settings: Settings, name: str) -> Path:
+    return settings.log_dir / f"{name}.log"
 
 
 def config_path(settings: Settings, name: str) -> Path:

@@ -9,9 +9,8 @@ from __future__ import annotations
 import json
 import os
 import sys
-import time
 
-from .logs import START_MARKER
+from .logs import start_line
 
 
 def main() -> int:
@@ -21,7 +20,7 @@ def main() -> int:
         spec = json.load(file)
     argv, env = spec["argv"], spec["env"]
     # The start marker: logs.since_start reads a component's log from here (the agent's health does).
-    print(f"{START_MARKER}{time.strftime('%Y-%m-%d %H:%M:%S')} starting: {' '.join(argv)}", flush=True)
+    print(start_line(argv), end="", flush=True)
     try:
         os.execve(argv[0], argv, env)
     except OSError as error:

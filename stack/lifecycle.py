@@ -12,7 +12,7 @@ from pathlib import Path
 
 from . import supervision
 from .binaries import say
-from .components import ALL, Component, wanted_components
+from .components import ALL, Component, log_path, wanted_components
 from .errors import StackError
 from .processes import ProcessTable, ensure_port_free, log_tail
 from .settings import Settings
@@ -31,10 +31,6 @@ class ComponentStatus:
     problem: str  # one line when supervision gave up on it (supervision.problem)
     # What faces other hosts ("SIP udp+tcp 203.0.113.10:5060"); empty: loopback only.
     exposed: list[str] = field(default_factory=list)
-
-
-def log_path(settings: Settings, component: Component):
-    return settings.log_dir / f"{component.name}.log"
 
 
 def install(settings: Settings, names: list[str] | None = None) -> None:
@@ -91,7 +87,8 @@ def _up(settings: Settings, names: list[str] | None) -> list[ComponentStatus]:
     for component in components:
         component.check(settings)
     install(settings, [c.name for c in components])
-    _stop_unsupervised(settings)
+    for name in _stop_unsupervised(settings):
+        say(f"{name}: stopped the copy started without supervision")
     if not components:
         return []
     supervisor = Supervisor(settings)
@@ -111,12 +108,11 @@ def _up(settings: Settings, names: list[str] | None) -> list[ComponentStatus]:
     return status(settings, [c.name for c in components])
 
 
-def _stop_unsupervised(settings: Settings) -> None:
-    """Components an older version started on their own (a pid file each) are stopped: supervisord runs them now."""
+def _stop_unsupervised(settings: Settings, names: list[str] | None = None) -> list[str]:
+    """Stops the components (all, or those named) that an older version started on their own (a pid file each),
+    last started first: supervisord runs them now. Returns those that were running."""
     table = ProcessTable(settings.run_dir)
-    for component in ALL:
-        if table.stop(component.name):
-            say(f"{component.name}: stopped the copy started without supervision")
+    return [c.name for c in reversed(ALL) if (not names or c.name in names) and table.stop(c.name)]
 
 
 def _start(settings: Settings, supervisor: Supervisor, component: Component) -> None:
@@ -133,7 +129,7 @@ def _start(settings: Settings, supervisor: Supervisor, component: Component) -> 
 
 
 def _wait_until_healthy(settings: Settings, supervisor: Supervisor, component: Component, timeout: float) -> None:
-    path = log_path(settings, component)
+    path = log_path(settings, component.name)
     say(f"{component.name}: starting under supervisord, waiting up to {timeout:.0f} s for health")
     deadline = time.monotonic() + timeout
     last_note = time.monotonic()
@@ -169,18 +165,14 @@ def down(settings: Settings, names: list[str] | None = None) -> list[str]:
                     stopped.append(component.name)
         else:
             stopped = supervisor.shutdown()
-        table = ProcessTable(settings.run_dir)
-        for component in reversed(ALL):  # started by an older version, without supervision
-            if (not names or component.name in names) and table.stop(component.name):
-                stopped.append(component.name)
-        return stopped
+        return stopped + _stop_unsupervised(settings, names)
 
 
 def status(settings: Settings, names: list[str] | None = None) -> list[ComponentStatus]:
-    supervisor = Supervisor(settings)
+    infos = Supervisor(settings).infos()
     report = []
     for component in wanted_components(settings, names):
-        info = supervisor.info(component.name)
+        info = infos.get(component.name)
         # STARTING: supervisord waits STARTUP_S before it calls a start good; healthy before that is up all the same.
         running = info is not None and info["statename"] in ("RUNNING", "STARTING")
         healthy = running and component.healthy(settings)
@@ -191,7 +183,7 @@ def status(settings: Settings, names: list[str] | None = None) -> list[Component
             address=component.address(settings),
             version=component.version(settings),
             pid=info["pid"] if info and info["pid"] else None,
-            log_path=str(log_path(settings, component)),
+            log_path=str(log_path(settings, component.name)),
             problem=supervision.problem(settings, component.name, info),
             exposed=[exposure.describe() for exposure in component.exposed(settings)],
         ))

@@ -12,9 +12,16 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
-START_MARKER = "\n--- "  # ProcessTable.start writes one before each start: "--- <time> starting: <argv>"
+START_MARKER = "\n--- "  # written before each start (start_line): "--- <time> starting: <argv>"
+
+
+def start_line(argv: list[str]) -> str:
+    """The line that marks a start in a component's log (ProcessTable.start, stack/launch.py); since_start reads
+    from the last one."""
+    return f"{START_MARKER}{time.strftime('%Y-%m-%d %H:%M:%S')} starting: {' '.join(argv)}\n"
 
 
 def private_dir(path: Path) -> Path:

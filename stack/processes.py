@@ -8,7 +8,6 @@ import os
 import signal
 import socket
 import subprocess
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,7 +15,7 @@ import psutil
 
 from .errors import StackError
 from .files import atomic_write
-from .logs import START_MARKER, open_log, private_dir, rotate_if_over, start_writer
+from .logs import open_log, private_dir, rotate_if_over, start_line, start_writer
 
 
 @dataclass(frozen=True)
@@ -65,7 +64,7 @@ class ProcessTable:
         rotate_if_over(log_path, log_max_bytes, log_backups)
         log = open_log(log_path)
         try:
-            os.write(log, f"{START_MARKER}{time.strftime('%Y-%m-%d %H:%M:%S')} starting: {' '.join(argv)}\n".encode())
+            os.write(log, start_line(argv).encode())
         finally:
             os.close(log)
         output, writer = start_writer(log_path, log_max_bytes, log_backups)

@@ -20,7 +20,7 @@ from pathlib import Path
 import psutil
 from supervisor.xmlrpc import Faults, SupervisorTransport
 
-from .components import ALL, Component
+from .components import ALL, Component, log_path
 from .errors import StackError
 from .files import atomic_write
 from .logs import private_dir
@@ -73,10 +73,6 @@ def config_path(settings: Settings) -> Path:
 
 def launch_spec_path(settings: Settings, name: str) -> Path:
     return settings.run_dir / "launch" / f"{name}.json"
-
-
-def log_path(settings: Settings, name: str) -> Path:
-    return settings.log_dir / f"{name}.log"
 
 
 def _ini(value: object) -> str:
@@ -190,6 +186,16 @@ class Supervisor:
             return self.rpc.getProcessInfo(name)
         except (OSError, xmlrpc.client.Error):
             return None
+
+    def infos(self) -> dict[str, dict]:
+        """supervisord's view of every program, by name (one call for what `info` tells of one); empty without
+        supervisord."""
+        if self.process() is None:
+            return {}
+        try:
+            return {info["name"]: info for info in self.rpc.getAllProcessInfo()}
+        except (OSError, xmlrpc.client.Error):
+            return {}
 
     def start(self, name: str) -> None:
         try:

@@ -17,9 +17,9 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from .components import BY_NAME, Component
+from .components import BY_NAME, Component, log_path
 from .settings import Settings
-from .supervision import Supervisor, last_error, log_path, stopped_note_path
+from .supervision import Supervisor, last_error, stopped_note_path
 
 CHECK_INTERVAL_S = 5.0
 FAILURES_BEFORE_RESTART = 3
