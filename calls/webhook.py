@@ -74,10 +74,6 @@ class Delivery:
     last_error: str | None = None
 
 
-class Permanent(Exception):
-    """The receiver refused the request as it is: sending it again would be refused too."""
-
-
 async def deliver(url: str, secret: str, payload: Mapping[str, Any], webhook_id: str, attempts: int = 5,
                   first_wait: float = FIRST_WAIT_S, timeout: float = ATTEMPT_TIMEOUT_S, already_tried: int = 0,
                   on_attempt: Callable[[int, str | None], Awaitable[None]] | None = None) -> Delivery:
@@ -91,23 +87,22 @@ async def deliver(url: str, secret: str, payload: Mapping[str, Any], webhook_id:
             if tried > already_tried:
                 await asyncio.sleep(first_wait * 2 ** (tried - already_tried - 1))
             tried += 1
+            retryable = True
             try:
                 response = await client.post(url, content=body, headers=signed_headers(secret, body, webhook_id))
                 if response.is_success:
                     error = None
                 elif response.status_code in RETRYABLE_STATUS or response.status_code >= 500:
                     error = f"HTTP {response.status_code}"
-                else:
-                    raise Permanent(f"HTTP {response.status_code} (not retried: the receiver refuses this request)")
+                else:  # the receiver refuses the request as it is: sending it again would be refused too
+                    error = f"HTTP {response.status_code} (not retried: the receiver refuses this request)"
+                    retryable = False
             except httpx.HTTPError as failure:
                 error = f"{failure.__class__.__name__}: {failure}" if str(failure) else failure.__class__.__name__
-            except Permanent as refused:
-                error = str(refused)
-                if on_attempt:
-                    await on_attempt(tried, error)
-                return Delivery(False, tried, error or "no tries left (CALL_WEBHOOK_ATTEMPTS)")
             if on_attempt:
                 await on_attempt(tried, error)
             if error is None:
                 return Delivery(True, tried)
+            if not retryable:
+                return Delivery(False, tried, error)
     return Delivery(False, tried, error or "no tries left (CALL_WEBHOOK_ATTEMPTS)")
