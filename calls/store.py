@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, func, or_, select, text, update
+from sqlalchemy import Engine, Select, create_engine, event, func, or_, select, text, update
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
@@ -235,11 +235,7 @@ class CallStore:
     def list_calls(self, since: datetime | None = None, number: str | None = None, limit: int | None = 100,
                    *, turns: bool = False) -> list[Call]:
         """Calls started at or after `since`, from or to a number containing `number`, newest first."""
-        query = select(Call).order_by(Call.started_at.desc(), Call.id)
-        if since is not None:
-            query = query.where(Call.started_at >= since)
-        if number:
-            query = query.where(_number_matches(number))
+        query = _matching(since, number).order_by(Call.started_at.desc(), Call.id)
         if turns:
             query = query.options(selectinload(Call.turns))
         if limit is not None:
@@ -266,13 +262,9 @@ class CallStore:
     def iter_calls(self, since: datetime | None = None, number: str | None = None,
                    batch: int = 200) -> Iterator[Call]:
         """Every matching call with its turns, oldest first, read `batch` at a time (exports)."""
+        query = _matching(since, number).order_by(Call.started_at, Call.id).options(selectinload(Call.turns))
         offset = 0
         while True:
-            query = select(Call).order_by(Call.started_at, Call.id).options(selectinload(Call.turns))
-            if since is not None:
-                query = query.where(Call.started_at >= since)
-            if number:
-                query = query.where(_number_matches(number))
             with self._session() as session:
                 calls = list(session.scalars(query.offset(offset).limit(batch)))
             yield from calls
@@ -302,10 +294,16 @@ def _private_file(path: Path) -> None:
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
 
 
-def _number_matches(number: str):
-    """From or to a number containing `number` (taken literally: % and _ are no wildcards)."""
-    return or_(Call.caller_number.contains(number, autoescape=True),
-               Call.dialled_number.contains(number, autoescape=True))
+def _matching(since: datetime | None, number: str | None) -> Select:
+    """Calls started at or after `since`, from or to a number containing `number` (taken literally: % and _ are
+    no wildcards)."""
+    query = select(Call)
+    if since is not None:
+        query = query.where(Call.started_at >= since)
+    if number:
+        query = query.where(or_(Call.caller_number.contains(number, autoescape=True),
+                                Call.dialled_number.contains(number, autoescape=True)))
+    return query
 
 
 def _engine_options(url: URL) -> dict[str, Any]:
