@@ -21,6 +21,7 @@ from typing import Any
 
 from livekit.agents import AgentSession, CloseReason, JobContext, llm
 
+from calls.aftercall import one_line
 from calls.models import CallKind, EndReason, Role
 from calls.recordings import keep_recording
 from calls.store import CallStore, CallStoreError
@@ -199,6 +200,4 @@ def _arguments(arguments: str) -> dict[str, Any]:
 def _error_text(error: BaseException | None) -> str | None:
     if error is None:
         return None
-    inner = getattr(error, "error", None) or error
-    text = str(inner).strip().splitlines()
-    return f"{type(inner).__name__}: {text[0]}" if text else type(inner).__name__
+    return one_line(getattr(error, "error", None) or error)  # livekit-agents wraps the cause in .error
