@@ -18,7 +18,6 @@ from __future__ import annotations
 import base64
 import hmac
 import mimetypes
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlparse
@@ -28,36 +27,36 @@ from fastapi.responses import FileResponse
 
 from calls.store import CallStore, UnknownCall
 
+from .server import LOOPBACK_HOSTS, Refused, host_name
+
 PAGE = Path(__file__).resolve().parent / "static" / "calls.html"
 REALM = "Phone assistant calls"
 MAX_LIST = 500
 
 
 class CallsGuard:
-    """Who may read call records: see the module's docstring. `refuse(status, message, headers)` raises the
-    server's own error, so the page shows one line."""
+    """Who may read call records: see the module's docstring. A refusal is the server's own error (Refused), so
+    the page shows one line."""
 
-    def __init__(self, hosts: frozenset[str], loopback_hosts: frozenset[str], password: str,
-                 refuse: Callable[..., Exception], host_name: Callable[[str], str]):
-        self.hosts, self.loopback_hosts, self.password = hosts, loopback_hosts, password
-        self.refuse, self.host_name = refuse, host_name
+    def __init__(self, hosts: frozenset[str], password: str):
+        self.hosts, self.password = hosts, password
 
     def check(self, request: Request) -> None:
         host = request.headers.get("host", "")
-        name = self.host_name(host)
+        name = host_name(host)
         if name not in self.hosts:
-            raise self.refuse(421, f"this page answers only as {', '.join(sorted(self.hosts))}")
+            raise Refused(421, f"this page answers only as {', '.join(sorted(self.hosts))}")
         site = request.headers.get("sec-fetch-site", "same-origin")
         origin = request.headers.get("origin")
         if site not in ("same-origin", "none") or (origin and urlparse(origin).netloc.lower() != host.lower()):
-            raise self.refuse(403, "call records are only for this server's own Calls page")
+            raise Refused(403, "call records are only for this server's own Calls page")
         if self.password:
             if not self.authorized(request.headers.get("authorization", "")):
-                raise self.refuse(401, "the Calls page needs PLAYGROUND_PASSWORD (any user name)",
-                                  headers={"www-authenticate": f'Basic realm="{REALM}", charset="UTF-8"'})
-        elif name not in self.loopback_hosts:
-            raise self.refuse(403, "call records are shown only at http://127.0.0.1 unless PLAYGROUND_PASSWORD "
-                                   "is set")
+                raise Refused(401, "the Calls page needs PLAYGROUND_PASSWORD (any user name)",
+                              headers={"www-authenticate": f'Basic realm="{REALM}", charset="UTF-8"'})
+        elif name not in LOOPBACK_HOSTS:
+            raise Refused(403, "call records are shown only at http://127.0.0.1 unless PLAYGROUND_PASSWORD "
+                               "is set")
 
     def authorized(self, header: str) -> bool:
         scheme, _, encoded = header.partition(" ")
@@ -70,18 +69,17 @@ class CallsGuard:
         return hmac.compare_digest(given.encode(), self.password.encode())
 
 
-def parse_since(text: str | None, refuse: Callable[..., Exception]) -> datetime | None:
+def parse_since(text: str | None) -> datetime | None:
     if not text:
         return None
     try:
         since = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
-        raise refuse(400, f"since={text!r} is not a date: use ISO 8601, like 2026-11-25T09:00:00Z") from None
+        raise Refused(400, f"since={text!r} is not a date: use ISO 8601, like 2026-11-25T09:00:00Z") from None
     return since if since.tzinfo else since.replace(tzinfo=UTC)
 
 
-def calls_router(store: CallStore, guard: CallsGuard, recordings_root: Path,
-                 refuse: Callable[..., Exception]) -> APIRouter:
+def calls_router(store: CallStore, guard: CallsGuard, recordings_root: Path) -> APIRouter:
     router = APIRouter()
     root = recordings_root.resolve()
 
@@ -89,7 +87,7 @@ def calls_router(store: CallStore, guard: CallsGuard, recordings_root: Path,
         try:
             return store.get_call(call_id)
         except UnknownCall as unknown:
-            raise refuse(404, str(unknown)) from None
+            raise Refused(404, str(unknown)) from None
 
     def recording_of(call) -> Path | None:
         if not call.recording_path:
@@ -108,7 +106,7 @@ def calls_router(store: CallStore, guard: CallsGuard, recordings_root: Path,
     def list_calls(request: Request, number: str | None = Query(None, max_length=64),
                    since: str | None = Query(None, max_length=64), limit: int = Query(100, ge=1, le=MAX_LIST)):
         guard.check(request)
-        calls = store.list_calls(since=parse_since(since, refuse), number=(number or "").strip() or None,
+        calls = store.list_calls(since=parse_since(since), number=(number or "").strip() or None,
                                  limit=limit)
         return {"calls": [store.to_dict(call, turns=False) for call in calls]}
 
@@ -125,7 +123,7 @@ def calls_router(store: CallStore, guard: CallsGuard, recordings_root: Path,
         guard.check(request)
         path = recording_of(find(call_id))
         if path is None:
-            raise refuse(404, "this call was not recorded (RECORD_CALLS), or its recording is gone (retention)")
+            raise Refused(404, "this call was not recorded (RECORD_CALLS), or its recording is gone (retention)")
         media_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
         return FileResponse(path, media_type=media_type, headers={"cache-control": "private, no-store"})
 

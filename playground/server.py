@@ -29,7 +29,6 @@ from pydantic import BaseModel
 
 from stack.settings import Settings
 
-from .calls_api import CallsGuard, calls_router
 from .tokens import WEB_ROOM_PREFIX, join_token, new_room_name
 
 HERE = Path(__file__).resolve().parent
@@ -206,8 +205,10 @@ def create_app(livekit_url: str, api_key: str, api_secret: str, agent_name: str,
         return FileResponse(CLIENT_BUNDLE, media_type="text/javascript")
 
     if calls is not None:
-        guard = CallsGuard(frozenset(hosts), LOOPBACK_HOSTS, calls.password, Refused, host_name)
-        app.include_router(calls_router(calls.store, guard, calls.recordings_root, Refused))
+        from .calls_api import CallsGuard, calls_router  # here: it builds on this module's Refused and host_name
+
+        app.include_router(calls_router(calls.store, CallsGuard(frozenset(hosts), calls.password),
+                                        calls.recordings_root))
     app.mount("/", StaticFiles(directory=HERE / "static", html=True), name="static")
     return app
 
