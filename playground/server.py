@@ -50,7 +50,7 @@ class Refused(Exception):
     def __init__(self, status: int, message: str, retry_after: int | None = None,
                  headers: dict[str, str] | None = None):
         super().__init__(message)
-        self.status, self.message, self.retry_after = status, message, retry_after
+        self.status, self.message = status, message
         self.headers = {**(headers or {}), **({"retry-after": str(retry_after)} if retry_after else {})}
 
 
