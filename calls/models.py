@@ -112,10 +112,10 @@ class Call(Base):
     turns: Mapped[list[Turn]] = relationship(back_populates="call", order_by="Turn.seq",
                                              cascade="all, delete-orphan", passive_deletes=True)
 
-    def to_dict(self, *, status: str | None = None, turns: bool = True) -> dict[str, Any]:
+    def to_dict(self, *, status: str, turns: bool = True) -> dict[str, Any]:
         """The call as JSON-ready values (times ISO 8601 UTC); `status` from CallStore.status()."""
         shape = {column: _json_value(getattr(self, column)) for column in CALL_FIELDS}
-        shape["status"] = status or ("ended" if self.ended_at else "in_progress")
+        shape["status"] = status
         shape["duration_s"] = round((self.ended_at - self.started_at).total_seconds(), 3) if self.ended_at else None
         if turns:
             shape["turns"] = [turn.to_dict() for turn in self.turns]
