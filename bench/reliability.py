@@ -183,17 +183,16 @@ def seconds(value: float | None) -> str:
 def agent_processes(settings: Settings) -> tuple[psutil.Process | None, list[psutil.Process]]:
     """(the agent worker, every process of the agent component): the worker is the first process of the component
     that runs main.py (under a supervisor, or the component itself)."""
-    status = lifecycle.status(settings, ["agent"])[0]
-    if status.pid is None:
+    root = running_programs(settings.run_dir).get("agent")
+    if root is None:
         return None, []
     try:
-        root = psutil.Process(status.pid)
         tree = [root, *root.children(recursive=True)]
     except psutil.Error:
         return None, []
     for process in tree:
         try:
-            if process.cmdline()[1:2] and process.cmdline()[1].endswith("main.py"):  # python main.py start
+            if (argv := process.cmdline())[1:2] and argv[1].endswith("main.py"):  # python main.py start
                 return process, tree
         except psutil.Error:
             continue
