@@ -266,11 +266,6 @@ async def _rooms(settings: Settings) -> list[str]:
         return [room.name for room in (await lk.room.list_rooms(api.ListRoomsRequest())).rooms]
 
 
-def call_rooms(settings: Settings) -> list[str]:
-    """The rooms of phone calls under way."""
-    return [name for name in asyncio.run(_rooms(settings)) if name.startswith(settings.sip_room_prefix)]
-
-
 def wait_until_no_calls(settings: Settings, bound_s: float = LINES_FREE_BOUND_S) -> float | None:
     """Seconds until every earlier call's room (phone or web) is gone, or None after `bound_s`. The agent deletes a
     room as its call ends, a second or two after the caller hangs up on a busy machine; until then the call holds a
@@ -560,7 +555,6 @@ def endpoint_killed(suite: Suite) -> Outcome:
 
     settings = suite.settings
     question = str(suite.question())
-    wait_until_no_calls(settings)  # a line for this call, not a "busy"
     options = suite.options(play=[question], hangup_after=30)
     since = datetime.now(UTC) - timedelta(seconds=1)
     call = run_call_process(options)
@@ -690,7 +684,7 @@ def malformed_sip(suite: Suite) -> Outcome:
     survived = after.up and after.pid == before.pid
     # The corpus's own calls (a dozen that rang or were answered) hold agent lines until they end: that is a burst,
     # not what this scenario tests, so the normal call waits for them to be gone (bounded) and says how long.
-    cleared_s = wait_until(lambda: not call_rooms(settings), 90, step=1)
+    cleared_s = wait_until_no_calls(settings)
     normal_s, attempts = first_answered_call(suite, time.monotonic(), bound_s=120)
     counts = {verdict: sum(1 for r in results if r.verdict == verdict) for verdict in VERDICTS}
     details = ["| # | message | RFC 3261 expects | what happened | verdict |", "|---|---|---|---|---|"]
@@ -750,19 +744,13 @@ def endpoint_abuse(suite: Suite) -> Outcome:
 
 
 # --- the report ------------------------------------------------------------------------------------------------------
-def wait_for_free_lines(suite: Suite) -> None:
-    """Before a scenario: with one line (AGENT_MAX_CALLS=1), a call of the previous one still closing would turn
-    this one's first call away as busy."""
-    wait_until_no_calls(suite.settings)
-
-
 def run(suite: Suite, names: list[str] | None = None) -> dict[str, Outcome]:
     """Each chosen scenario in the registry's order; a scenario that raises is a failed row, not a stopped run."""
     outcomes: dict[str, Outcome] = {}
     for name, entry in SCENARIOS.items():
         if names and name not in names:
             continue
-        wait_for_free_lines(suite)
+        wait_until_no_calls(suite.settings)  # a call of the previous scenario still closing would take the line
         suite.progress(f"{entry.title} ...")
         started = time.monotonic()
         try:
