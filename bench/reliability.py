@@ -30,7 +30,7 @@ from pathlib import Path
 import psutil
 
 from bench.report import replace_section
-from bench.stack_metrics import total_rss
+from bench.stack_metrics import LogTail, total_rss
 from stack import lifecycle
 from stack.settings import LOOPBACK, Settings
 from stack.supervision import running_programs
@@ -203,22 +203,16 @@ def rss_mb(processes: list[psutil.Process]) -> float:
     return total_rss(processes) / 2**20
 
 
-class LogWatch:
+class LogWatch(LogTail):
     """A component's log from now on: whether a text has been written since."""
 
     def __init__(self, path: Path):
-        self.path = path
-        self.offset = path.stat().st_size if path.exists() else 0
+        super().__init__(path)
+        self.written = b""
 
     def seen(self, text: str) -> bool:
-        try:
-            with open(self.path, "rb") as log:
-                if os.fstat(log.fileno()).st_size < self.offset:  # rotated: the new file from its start
-                    self.offset = 0
-                log.seek(self.offset)
-                return text.encode() in log.read()
-        except FileNotFoundError:
-            return False
+        self.written += self.read_new()
+        return text.encode() in self.written
 
 
 def wait_until(condition: Callable[[], bool], bound_s: float, step: float = 0.25) -> float | None:
