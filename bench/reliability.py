@@ -289,11 +289,11 @@ def kill_endpoint(settings: Settings) -> int:
     return process.pid
 
 
-def call_on_record(settings: Settings, caller: str, since: datetime, bound_s: float = 30,
+def call_on_record(settings: Settings, caller: str, since: datetime | None, bound_s: float = 30,
                    complete: Callable[[dict], bool] = lambda record: True) -> dict | None:
-    """The call from `caller` started after `since` as the call store keeps it (`cli.py calls list --json`'s shape,
-    with its turns), once its end is written (the agent writes it as the call closes) and `complete(record)` holds;
-    after `bound_s`, what there is (None: no ended call)."""
+    """The latest call from `caller` (started after `since`, if given) as the call store keeps it (`cli.py calls
+    list --json`'s shape, with its turns), once its end is written (the agent writes it as the call closes) and
+    `complete(record)` holds; after `bound_s`, what there is (None: no ended call)."""
     from calls.store import CallStore
 
     found: dict = {}

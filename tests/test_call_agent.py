@@ -18,7 +18,13 @@ from pathlib import Path
 import pytest
 from livekit import api
 
-from bench.reliability import BUSY_BOUND_S, agent_publishes_audio, kill_endpoint, wait_until_no_calls
+from bench.reliability import (
+    BUSY_BOUND_S,
+    agent_publishes_audio,
+    call_on_record,
+    kill_endpoint,
+    wait_until_no_calls,
+)
 from sip import provisioning
 from stack import lifecycle
 from tests.support.audio import voiced_seconds
@@ -291,13 +297,7 @@ def test_a_call_over_the_limit_hears_lines_busy_and_is_hung_up(agent_stack, stt,
 def _call_on_record(stack, caller: str, timeout: float = 30) -> dict:
     """The call from `caller` as `cli.py calls list --json` shows it, once its end is written (the agent writes
     it as the call closes)."""
-    from calls.store import CallStore
-
-    deadline = time.monotonic() + timeout
-    with CallStore.open(stack.settings) as store:
-        while not (calls := store.list_calls(number=caller)) or calls[0].ended_at is None:
-            assert time.monotonic() < deadline, f"no ended call from {caller} on record: {calls}"
-            time.sleep(0.5)
+    assert call_on_record(stack.settings, caller, None, timeout), f"no ended call from {caller} on record"
     listed = stack.cli("calls", "list", "--json", "--number", caller, timeout=60)
     assert listed.returncode == 0, listed.stderr
     found = json.loads(listed.stdout)
