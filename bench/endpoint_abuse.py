@@ -18,7 +18,8 @@ from dataclasses import dataclass
 
 import httpx
 
-LOOPBACK = "127.0.0.1"
+from stack.settings import LOOPBACK
+
 CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hello"}], "max_tokens": 3}
 UPLOAD_OFFERED = 64 << 20  # what the oversized upload offers; the endpoint must stop reading long before
 
@@ -92,11 +93,6 @@ def _status(answer: bytes) -> str:
     return line.split(" ")[1] if line.startswith("HTTP/") and " " in line else "no answer"
 
 
-def silent_flac(seconds: float, rate: int = 8000) -> bytes:
-    """`seconds` of digital silence as FLAC: a few hundred KB that decode to hours of samples."""
-    return encoded_silence("flac", "flac", rate, seconds)
-
-
 def encoded_silence(container: str, codec: str, rate: int, seconds: float) -> bytes:
     """`seconds` of digital silence, encoded: a few hundred KB that decode to hours of samples."""
     frame_size = {"libopus": 960, "libmp3lame": 1152}.get(codec, 4096)
@@ -143,7 +139,7 @@ def declared_oversized_json(endpoint: Endpoint, probe: Probe) -> None:
 
 
 def decompression_bomb(endpoint: Endpoint, probe: Probe) -> None:
-    bomb = silent_flac(3600)
+    bomb = encoded_silence("flac", "flac", 8000, 3600)
     started = time.monotonic()
     response = endpoint.post("/v1/audio/transcriptions", data={"model": "whisper-1"},
                              files={"file": ("quiet.flac", bomb)})

@@ -52,26 +52,34 @@ def reply_is_right(reply: str, expect_any: list[str]) -> bool:
     return bool(DONT_KNOW.search(reply)) and not PRICE.search(reply)
 
 
-async def ask_all(base_url: str, verbatim: bool) -> list[tuple[str, str, bool, float]]:
+async def agent_reply(base_url: str, policy, said: str) -> tuple[str, float]:
+    """What the agent (PhoneAssistant with `policy`, in text mode, its LLM the endpoint at `base_url`) replies to
+    `said` in a session of its own, and the seconds the reply took."""
     from livekit.agents import AgentSession, llm
     from livekit.plugins import openai
 
     from agent.assistant import PhoneAssistant
     from agent.providers import session_connect_options
+
+    model = openai.LLM(model="gpt-4o-mini", base_url=base_url, api_key=ENDPOINT_KEY, temperature=0,
+                       parallel_tool_calls=False)
+    async with model, AgentSession(llm=model, conn_options=session_connect_options()) as session:
+        await session.start(PhoneAssistant(policy.profile, policy))
+        started = time.monotonic()
+        result = await session.run(user_input=said)
+        seconds = time.monotonic() - started
+    reply = " ".join(e.item.text_content or "" for e in result.events
+                     if isinstance(e.item, llm.ChatMessage) and e.item.role == "assistant")
+    return reply, seconds
+
+
+async def ask_all(base_url: str, verbatim: bool) -> list[tuple[str, str, bool, float]]:
     from agent.turn_policy import TurnPolicy
 
     policy = TurnPolicy.load(BAKERY, verbatim_answers=verbatim)
     results = []
     for question, expect_any in fact_questions():
-        model = openai.LLM(model="gpt-4o-mini", base_url=base_url, api_key=ENDPOINT_KEY, temperature=0,
-                           parallel_tool_calls=False)
-        async with model, AgentSession(llm=model, conn_options=session_connect_options()) as session:
-            await session.start(PhoneAssistant(policy.profile, policy))
-            started = time.monotonic()
-            result = await session.run(user_input=question)
-            seconds = time.monotonic() - started
-        reply = " ".join(e.item.text_content or "" for e in result.events
-                         if isinstance(e.item, llm.ChatMessage) and e.item.role == "assistant")
+        reply, seconds = await agent_reply(base_url, policy, question)
         results.append((question, reply, reply_is_right(reply, expect_any), seconds))
         print(f"  {'ok ' if results[-1][2] else 'BAD'} {seconds:5.2f} s  {question!r} -> {reply!r}", flush=True)
     return results

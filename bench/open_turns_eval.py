@@ -16,7 +16,7 @@ import os
 import re
 import sys
 
-from bench.facts_eval import BAKERY, DATA, ENDPOINT_KEY, start_endpoint
+from bench.facts_eval import BAKERY, DATA, agent_reply, start_endpoint
 
 BAD_REPLY = re.compile(
     r"^(you|caller|receptionist)\s*:|can(no|')t assist|unable to assist|can(no|')t help with that|not able to assist"
@@ -31,11 +31,6 @@ def plainly_wrong(said: str, reply: str) -> bool:
 
 
 async def ask_all(base_url: str) -> list[tuple[str, str, bool]]:
-    from livekit.agents import AgentSession, llm
-    from livekit.plugins import openai
-
-    from agent.assistant import PhoneAssistant
-    from agent.providers import session_connect_options
     from agent.turn_policy import Answer, Turn, TurnPolicy
 
     policy = TurnPolicy.load(BAKERY)
@@ -46,13 +41,7 @@ async def ask_all(base_url: str) -> list[tuple[str, str, bool]]:
     print(f"{len(open_turns)} of {len(utterances)} labelled utterances go to the LLM", flush=True)
     results = []
     for said in open_turns:
-        model = openai.LLM(model="gpt-4o-mini", base_url=base_url, api_key=ENDPOINT_KEY, temperature=0,
-                           parallel_tool_calls=False)
-        async with model, AgentSession(llm=model, conn_options=session_connect_options()) as session:
-            await session.start(PhoneAssistant(policy.profile, policy))
-            result = await session.run(user_input=said)
-        reply = " ".join(e.item.text_content or "" for e in result.events
-                         if isinstance(e.item, llm.ChatMessage) and e.item.role == "assistant")
+        reply, _ = await agent_reply(base_url, policy, said)
         results.append((said, reply, plainly_wrong(said, reply)))
         print(f"  {'BAD' if results[-1][2] else 'ok '} {said!r} -> {reply!r}", flush=True)
     return results

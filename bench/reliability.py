@@ -30,7 +30,7 @@ from pathlib import Path
 import psutil
 
 from bench.report import replace_section
-from bench.stack_metrics import total_rss
+from bench.stack_metrics import LogTail, total_rss
 from stack import lifecycle
 from stack.settings import LOOPBACK, Settings
 from stack.supervision import running_programs
@@ -183,17 +183,16 @@ def seconds(value: float | None) -> str:
 def agent_processes(settings: Settings) -> tuple[psutil.Process | None, list[psutil.Process]]:
     """(the agent worker, every process of the agent component): the worker is the first process of the component
     that runs main.py (under a supervisor, or the component itself)."""
-    status = lifecycle.status(settings, ["agent"])[0]
-    if status.pid is None:
+    root = running_programs(settings.run_dir).get("agent")
+    if root is None:
         return None, []
     try:
-        root = psutil.Process(status.pid)
         tree = [root, *root.children(recursive=True)]
     except psutil.Error:
         return None, []
     for process in tree:
         try:
-            if process.cmdline()[1:2] and process.cmdline()[1].endswith("main.py"):  # python main.py start
+            if (argv := process.cmdline())[1:2] and argv[1].endswith("main.py"):  # python main.py start
                 return process, tree
         except psutil.Error:
             continue
@@ -204,22 +203,16 @@ def rss_mb(processes: list[psutil.Process]) -> float:
     return total_rss(processes) / 2**20
 
 
-class LogWatch:
+class LogWatch(LogTail):
     """A component's log from now on: whether a text has been written since."""
 
     def __init__(self, path: Path):
-        self.path = path
-        self.offset = path.stat().st_size if path.exists() else 0
+        super().__init__(path)
+        self.written = b""
 
     def seen(self, text: str) -> bool:
-        try:
-            with open(self.path, "rb") as log:
-                if os.fstat(log.fileno()).st_size < self.offset:  # rotated: the new file from its start
-                    self.offset = 0
-                log.seek(self.offset)
-                return text.encode() in log.read()
-        except FileNotFoundError:
-            return False
+        self.written += self.read_new()
+        return text.encode() in self.written
 
 
 def wait_until(condition: Callable[[], bool], bound_s: float, step: float = 0.25) -> float | None:
@@ -267,11 +260,6 @@ async def _rooms(settings: Settings) -> list[str]:
         return [room.name for room in (await lk.room.list_rooms(api.ListRoomsRequest())).rooms]
 
 
-def call_rooms(settings: Settings) -> list[str]:
-    """The rooms of phone calls under way."""
-    return [name for name in asyncio.run(_rooms(settings)) if name.startswith(settings.sip_room_prefix)]
-
-
 def wait_until_no_calls(settings: Settings, bound_s: float = LINES_FREE_BOUND_S) -> float | None:
     """Seconds until every earlier call's room (phone or web) is gone, or None after `bound_s`. The agent deletes a
     room as its call ends, a second or two after the caller hangs up on a busy machine; until then the call holds a
@@ -301,11 +289,11 @@ def kill_endpoint(settings: Settings) -> int:
     return process.pid
 
 
-def call_on_record(settings: Settings, caller: str, since: datetime, bound_s: float = 30,
+def call_on_record(settings: Settings, caller: str, since: datetime | None, bound_s: float = 30,
                    complete: Callable[[dict], bool] = lambda record: True) -> dict | None:
-    """The call from `caller` started after `since` as the call store keeps it (`cli.py calls list --json`'s shape,
-    with its turns), once its end is written (the agent writes it as the call closes) and `complete(record)` holds;
-    after `bound_s`, what there is (None: no ended call)."""
+    """The latest call from `caller` (started after `since`, if given) as the call store keeps it (`cli.py calls
+    list --json`'s shape, with its turns), once its end is written (the agent writes it as the call closes) and
+    `complete(record)` holds; after `bound_s`, what there is (None: no ended call)."""
     from calls.store import CallStore
 
     found: dict = {}
@@ -561,7 +549,6 @@ def endpoint_killed(suite: Suite) -> Outcome:
 
     settings = suite.settings
     question = str(suite.question())
-    wait_until_no_calls(settings)  # a line for this call, not a "busy"
     options = suite.options(play=[question], hangup_after=30)
     since = datetime.now(UTC) - timedelta(seconds=1)
     call = run_call_process(options)
@@ -691,7 +678,7 @@ def malformed_sip(suite: Suite) -> Outcome:
     survived = after.up and after.pid == before.pid
     # The corpus's own calls (a dozen that rang or were answered) hold agent lines until they end: that is a burst,
     # not what this scenario tests, so the normal call waits for them to be gone (bounded) and says how long.
-    cleared_s = wait_until(lambda: not call_rooms(settings), 90, step=1)
+    cleared_s = wait_until_no_calls(settings)
     normal_s, attempts = first_answered_call(suite, time.monotonic(), bound_s=120)
     counts = {verdict: sum(1 for r in results if r.verdict == verdict) for verdict in VERDICTS}
     details = ["| # | message | RFC 3261 expects | what happened | verdict |", "|---|---|---|---|---|"]
@@ -751,19 +738,13 @@ def endpoint_abuse(suite: Suite) -> Outcome:
 
 
 # --- the report ------------------------------------------------------------------------------------------------------
-def wait_for_free_lines(suite: Suite) -> None:
-    """Before a scenario: with one line (AGENT_MAX_CALLS=1), a call of the previous one still closing would turn
-    this one's first call away as busy."""
-    wait_until_no_calls(suite.settings)
-
-
 def run(suite: Suite, names: list[str] | None = None) -> dict[str, Outcome]:
     """Each chosen scenario in the registry's order; a scenario that raises is a failed row, not a stopped run."""
     outcomes: dict[str, Outcome] = {}
     for name, entry in SCENARIOS.items():
         if names and name not in names:
             continue
-        wait_for_free_lines(suite)
+        wait_until_no_calls(suite.settings)  # a call of the previous scenario still closing would take the line
         suite.progress(f"{entry.title} ...")
         started = time.monotonic()
         try:

@@ -174,16 +174,24 @@ def branch_of(via: str) -> str:
     return match.group(1) if match else ""
 
 
-def response_key(message: bytes) -> tuple[str, str] | None:
-    """(Via branch, CSeq method) of a response, or None for a request."""
-    first, headers = headers_of(message)
-    if not first.startswith("SIP/2.0 "):
-        return None
+def transaction_key(headers: dict[str, str]) -> tuple[str, str]:
+    """(Via branch, CSeq method): what a request and its responses share."""
     return branch_of(headers.get("via", "")), headers.get("cseq", "").split(" ")[-1].upper()
+
+
+def response_key(message: bytes) -> tuple[str, str] | None:
+    """The transaction key of a response, or None for a request."""
+    first, headers = headers_of(message)
+    return transaction_key(headers) if first.startswith("SIP/2.0 ") else None
 
 
 def status_of(message: bytes) -> str:
     return headers_of(message)[0].split(" ")[1]
+
+
+def is_final_for(message: bytes, key: tuple[str, str]) -> bool:
+    """Whether `message` is a final (non-1xx) response of the transaction `key`."""
+    return response_key(message) == key and not status_of(message).startswith("1")
 
 
 class Placeholders:
@@ -218,16 +226,13 @@ def run_entry(entry: CorpusEntry, sip: SipSocket, number: str) -> EntryOutcome:
     for template in entry.messages:
         message = template if entry.raw else fill.fill(template)
         first, headers = headers_of(message)
-        key = (branch_of(headers.get("via", "")), headers.get("cseq", "").split(" ")[-1].upper())
+        key = transaction_key(headers)
         sip.send(message)
         sent.append((first, key))
         if first.startswith("INVITE"):
             invites.append(message)
 
-        def final(got: list[bytes], key=key) -> bool:
-            return any(response_key(m) == key and not status_of(m).startswith("1") for m in got)
-
-        got = sip.receive(time.monotonic() + entry.wait, final)
+        got = sip.receive(time.monotonic() + entry.wait, lambda got, key=key: any(is_final_for(m, key) for m in got))
         answers += got
         for answer in got:  # the dialog's tag, for the messages that follow in it
             if response_key(answer) == key and (tag := re.search(r";tag=([^;>\s]+)",
@@ -259,11 +264,11 @@ def _clean_up(sip: SipSocket, invites: list[bytes], answers: list[bytes]) -> lis
     done = []
     for invite in sorted(invites, key=lambda m: ";tag=" not in headers_of(m)[1].get("to", "")):  # re-INVITEs first
         first, headers = headers_of(invite)
-        branch = branch_of(headers.get("via", ""))
-        seq, _, method = headers.get("cseq", "").partition(" ")
+        key = transaction_key(headers)
+        branch, seq = key[0], headers.get("cseq", "").partition(" ")[0]
         if not branch or " " not in first or not seq.isdigit():
             continue
-        key, uri = (branch, method.strip().upper()), first.split(" ")[1]
+        uri = first.split(" ")[1]
         mine = [m for m in answers if response_key(m) == key]
         codes = [status_of(m) for m in mine]
         finals = [m for m in mine if not status_of(m).startswith("1")]
@@ -280,10 +285,8 @@ def _clean_up(sip: SipSocket, invites: list[bytes], answers: list[bytes]) -> lis
                                              or "no answer"))
         elif codes and not in_dialog:
             sip.send(_cancel(uri, headers, branch))
-            got = sip.receive(time.monotonic() + FINAL_WAIT_S,
-                              lambda g, key=key: any(response_key(m) == key and not status_of(m).startswith("1")
-                                                 for m in g))
-            final = [m for m in got if response_key(m) == key and not status_of(m).startswith("1")]
+            got = sip.receive(time.monotonic() + FINAL_WAIT_S, lambda g, key=key: any(is_final_for(m, key) for m in g))
+            final = [m for m in got if is_final_for(m, key)]
             if final:
                 to = headers_of(final[-1])[1].get("to", "") or headers.get("to", "")
                 sip.send(_in_dialog("ACK", uri, headers, to, branch, f"{seq} ACK"))

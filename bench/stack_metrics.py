@@ -19,22 +19,32 @@ TURN_METRICS = re.compile(r"turn metrics (\{.*?\})(?:\"|$)")
 AGENT_STAGES = ("end_of_turn_delay", "transcription_delay", "llm_node_ttft", "tts_node_ttfb", "e2e_latency")
 
 
-class AgentLog:
-    """Reads the `turn metrics` lines the agent logged since the last read."""
+class LogTail:
+    """A component's log from now on, read a piece at a time."""
 
     def __init__(self, path: Path):
         self.path = path
         self.offset = path.stat().st_size if path.exists() else 0
 
+    def read_new(self) -> bytes:
+        """What was written since the last read (b"" while there is no file)."""
+        try:
+            with open(self.path, "rb") as log:
+                if os.fstat(log.fileno()).st_size < self.offset:  # rotated (stack/logs.py): the new file from its start
+                    self.offset = 0
+                log.seek(self.offset)
+                data = log.read()
+                self.offset = log.tell()
+                return data
+        except FileNotFoundError:
+            return b""
+
+
+class AgentLog(LogTail):
+    """Reads the `turn metrics` lines the agent logged since the last read."""
+
     def new_turn_metrics(self) -> list[dict]:
-        if not self.path.exists():
-            return []
-        with open(self.path, "rb") as log:
-            if os.fstat(log.fileno()).st_size < self.offset:  # rotated (stack/logs.py): the new file from its start
-                self.offset = 0
-            log.seek(self.offset)
-            text = log.read().decode(errors="replace")
-            self.offset = log.tell()
+        text = self.read_new().decode(errors="replace")
         metrics = []
         for line in text.splitlines():
             if "turn metrics" not in line:

@@ -18,11 +18,17 @@ from pathlib import Path
 import pytest
 from livekit import api
 
-from bench.reliability import BUSY_BOUND_S, agent_publishes_audio, kill_endpoint
+from bench.reliability import (
+    BUSY_BOUND_S,
+    agent_publishes_audio,
+    call_on_record,
+    kill_endpoint,
+    wait_until_no_calls,
+)
 from sip import provisioning
 from stack import lifecycle
 from tests.support.audio import voiced_seconds
-from tests.support.livekit import caller_rooms, livekit, wait_until_no_rooms
+from tests.support.livekit import caller_rooms, livekit
 from tools.softphone import (
     CallOptions,
     CallResult,
@@ -133,7 +139,7 @@ def test_a_burst_of_twice_capacity_plus_one_is_served_or_told_busy_at_once(agent
     and then left in silence."""
     capacity = agent_stack.settings.agent_max_calls
     callers = 2 * capacity + 1
-    wait_until_no_rooms(agent_stack.settings)  # an earlier test's call still closing would take a line
+    wait_until_no_calls(agent_stack.settings, 60)  # an earlier test's call still closing would take a line
 
     def one(n: int) -> CallResult:
         return place_call_in_subprocess(dial(agent_stack, tmp_path, f"burst{n}", ["What are your opening hours?"],
@@ -285,19 +291,13 @@ def test_a_call_over_the_limit_hears_lines_busy_and_is_hung_up(agent_stack, stt,
         except subprocess.TimeoutExpired:
             holder.kill()
             holder.communicate()
-        wait_until_no_rooms(settings)  # the holder's line frees once its room is gone: the next test's caller needs it
+        wait_until_no_calls(settings, 60)  # the holder's line frees once its room is gone: the next test needs it
 
 
 def _call_on_record(stack, caller: str, timeout: float = 30) -> dict:
     """The call from `caller` as `cli.py calls list --json` shows it, once its end is written (the agent writes
     it as the call closes)."""
-    from calls.store import CallStore
-
-    deadline = time.monotonic() + timeout
-    with CallStore.open(stack.settings) as store:
-        while not (calls := store.list_calls(number=caller)) or calls[0].ended_at is None:
-            assert time.monotonic() < deadline, f"no ended call from {caller} on record: {calls}"
-            time.sleep(0.5)
+    assert call_on_record(stack.settings, caller, None, timeout), f"no ended call from {caller} on record"
     listed = stack.cli("calls", "list", "--json", "--number", caller, timeout=60)
     assert listed.returncode == 0, listed.stderr
     found = json.loads(listed.stdout)

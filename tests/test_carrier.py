@@ -24,6 +24,7 @@ from pathlib import Path
 
 import pytest
 
+from bench.reliability import wait_until_no_calls
 from sip import provisioning
 from stack import lifecycle, phone_line
 from stack.credentials import save_env_values
@@ -40,7 +41,7 @@ from tests.support.carrier import (
     in_test_namespace,
     make_test_certificates,
 )
-from tests.support.livekit import caller_rooms, livekit, wait_until_no_rooms
+from tests.support.livekit import caller_rooms, livekit
 from tests.support.stack import ARTIFACTS, RunningStack
 from tools.softphone import (
     PORT_RATE,
@@ -96,7 +97,7 @@ class CarrierLine:
 
     def call(self, options: CallOptions, stt=None) -> CallResult:
         """A call from the caller's phone in the carrier's network, once earlier calls are gone (one line)."""
-        wait_until_no_rooms(self.settings)
+        wait_until_no_calls(self.settings, 60)
         result = place_call_in_subprocess(options, timeout=300, prefix=self.network.inside)
         if stt is not None and result.recording:
             transcribe_result(result, stt)

@@ -31,7 +31,7 @@ def suite(agent_stack) -> reliability.Suite:
 
 
 def run(suite: reliability.Suite, name: str) -> reliability.Outcome:
-    reliability.wait_for_free_lines(suite)
+    reliability.wait_until_no_calls(suite.settings)
     outcome = reliability.SCENARIOS[name].run(suite)
     print(f"{name}: {outcome.happened}\n{outcome.figures}")
     return outcome

@@ -39,11 +39,3 @@ async def caller_rooms(settings, caller: str) -> list[CallerRoom]:
                 found.append(CallerRoom(room, callers[0], people, [d.agent_name for d in dispatches]))
         return found
 
-
-def wait_until_no_rooms(settings, bound: float = 60) -> None:
-    """Until every earlier call's room is gone (the agent deletes it as the call ends, a second or two after the
-    caller hangs up on a busy machine): with one line (AGENT_MAX_CALLS=1), a call still closing would make the next
-    caller hear "busy". The reliability suite's wait, shared."""
-    from bench.reliability import wait_until_no_calls
-
-    wait_until_no_calls(settings, bound)
