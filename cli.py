@@ -229,7 +229,7 @@ def _sip_config(settings: Settings, **overrides) -> provisioning.SipConfig:
 def _with_livekit(settings: Settings, operation):
     """`await operation(lk)` against the configured server, its failures turned into one line each."""
     async def run():
-        async with provisioning.livekit_api(settings.livekit_url, settings.api_key, settings.api_secret) as lk:
+        async with provisioning.livekit_api_of(settings) as lk:
             return await operation(lk)
 
     return asyncio.run(run())

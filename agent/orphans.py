@@ -43,12 +43,10 @@ class OrphanSweeper:
 
     async def _sweep(self, now: float) -> int:
         settings, ended, seen = self.settings, 0, set()
-        async with provisioning.livekit_api(settings.livekit_url, settings.api_key, settings.api_secret) as lk:
-            for room in (await lk.room.list_rooms(api.ListRoomsRequest())).rooms:
-                if not room.name.startswith(settings.sip_room_prefix):
-                    continue
-                people = list((await lk.room.list_participants(
-                    api.ListParticipantsRequest(room=room.name))).participants)
+        async with provisioning.livekit_api_of(settings) as lk:
+            phone = [room for room in (await lk.room.list_rooms(api.ListRoomsRequest())).rooms
+                     if room.name.startswith(settings.sip_room_prefix)]
+            for room, people in zip(phone, await provisioning.participants_of(lk, phone)):
                 if not orphaned(people):
                     continue
                 seen.add(room.name)

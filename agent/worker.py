@@ -22,7 +22,7 @@ from livekit.plugins import silero
 from calls.aftercall import AfterCall
 from calls.models import EndReason
 from calls.recordings import prune_recordings
-from sip.provisioning import livekit_api
+from sip.provisioning import livekit_api_of, participants_of
 from stack.settings import LOOPBACK, Settings
 
 from .admission import Admission, Verdict
@@ -113,15 +113,14 @@ class Lines:
         if not rooms:
             return set()
         try:
-            async with livekit_api(self.settings.livekit_url, self.settings.api_key, self.settings.api_secret) as lk:
+            async with livekit_api_of(self.settings) as lk:
                 live = (await lk.room.list_rooms(api.ListRoomsRequest(names=sorted(rooms)))).rooms
                 ended = rooms - {room.name for room in live}
-                for room in live:
-                    # livekit-sip puts the caller in the room as it creates it, so a phone room without one is over.
-                    if room.name.startswith(self.settings.sip_room_prefix):
-                        people = (await lk.room.list_participants(api.ListParticipantsRequest(room=room.name)))
-                        if not any(p.kind == api.ParticipantInfo.Kind.SIP for p in people.participants):
-                            ended.add(room.name)
+                # livekit-sip puts the caller in the room as it creates it, so a phone room without one is over.
+                phone = [room for room in live if room.name.startswith(self.settings.sip_room_prefix)]
+                for room, people in zip(phone, await participants_of(lk, phone)):
+                    if not any(p.kind == api.ParticipantInfo.Kind.SIP for p in people):
+                        ended.add(room.name)
         except Exception as error:  # then every running job counts
             log.warning("could not list the rooms of running calls: %s", error)
             return set()
@@ -130,7 +129,7 @@ class Lines:
     async def turn_away(self, request: JobRequest) -> None:
         """Deletes the call's room: livekit-sip then answers the still ringing INVITE 486 Busy Here at once."""
         try:
-            async with livekit_api(self.settings.livekit_url, self.settings.api_key, self.settings.api_secret) as lk:
+            async with livekit_api_of(self.settings) as lk:
                 await lk.room.delete_room(api.DeleteRoomRequest(room=request.room.name))
         except Exception as error:  # the caller then rings until SIP_RINGING_TIMEOUT: say why
             log.error("could not turn a call away (%s): it rings until SIP_RINGING_TIMEOUT", error)

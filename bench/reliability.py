@@ -228,7 +228,7 @@ def wait_until(condition: Callable[[], bool], bound_s: float, step: float = 0.25
 async def _sip_state(settings: Settings) -> tuple[list[str], list[str]]:
     from sip import provisioning
 
-    async with provisioning.livekit_api(settings.livekit_url, settings.api_key, settings.api_secret) as lk:
+    async with provisioning.livekit_api_of(settings) as lk:
         trunks, rules = await provisioning.list_all(lk)
     return sorted(t.sip_trunk_id for t in trunks), sorted(r.sip_dispatch_rule_id for r in rules)
 
@@ -243,9 +243,9 @@ async def _agents_with_caller(settings: Settings, caller: str) -> list:
 
     from sip import provisioning
 
-    async with provisioning.livekit_api(settings.livekit_url, settings.api_key, settings.api_secret) as lk:
-        for room in (await lk.room.list_rooms(api.ListRoomsRequest())).rooms:
-            people = (await lk.room.list_participants(api.ListParticipantsRequest(room=room.name))).participants
+    async with provisioning.livekit_api_of(settings) as lk:
+        rooms = (await lk.room.list_rooms(api.ListRoomsRequest())).rooms
+        for people in await provisioning.participants_of(lk, rooms):
             if any(p.attributes.get("sip.phoneNumber") == caller for p in people):
                 return [p for p in people if p.kind == api.ParticipantInfo.Kind.AGENT]
     return []
@@ -256,7 +256,7 @@ async def _rooms(settings: Settings) -> list[str]:
 
     from sip import provisioning
 
-    async with provisioning.livekit_api(settings.livekit_url, settings.api_key, settings.api_secret) as lk:
+    async with provisioning.livekit_api_of(settings) as lk:
         return [room.name for room in (await lk.room.list_rooms(api.ListRoomsRequest())).rooms]
 
 

@@ -5,6 +5,7 @@ Everything setup creates carries `metadata=MANAGED_MARKER`, so setup reuses it a
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import ipaddress
 from collections.abc import AsyncIterator
@@ -137,6 +138,18 @@ class SetupResult:
     trunk_id: str
     rule_id: str
     actions: list[str]
+
+
+async def participants_of(lk: api.LiveKitAPI, rooms: list[api.Room]) -> list[list[api.ParticipantInfo]]:
+    """Who is in each of `rooms`, asked of the server all at once."""
+    answers = await asyncio.gather(*(lk.room.list_participants(api.ListParticipantsRequest(room=room.name))
+                                     for room in rooms))
+    return [list(answer.participants) for answer in answers]
+
+
+def livekit_api_of(settings) -> contextlib.AbstractAsyncContextManager[api.LiveKitAPI]:
+    """`livekit_api` for the LiveKit server these settings name, with their key and secret."""
+    return livekit_api(settings.livekit_url, settings.api_key, settings.api_secret)
 
 
 @contextlib.asynccontextmanager

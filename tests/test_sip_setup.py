@@ -22,7 +22,7 @@ def sip_objects(stack):
     settings = stack.settings
 
     async def run():
-        async with provisioning.livekit_api(settings.livekit_url, settings.api_key, settings.api_secret) as lk:
+        async with provisioning.livekit_api_of(settings) as lk:
             return await provisioning.list_all(lk)
 
     return asyncio.run(run())
@@ -97,12 +97,12 @@ def test_foreign_trunk_is_a_conflict_and_survives_teardown(clean_sip):
     settings = clean_sip.settings
 
     async def create_foreign():
-        async with provisioning.livekit_api(settings.livekit_url, settings.api_key, settings.api_secret) as lk:
+        async with provisioning.livekit_api_of(settings) as lk:
             return await lk.sip.create_inbound_trunk(api.CreateSIPInboundTrunkRequest(
                 trunk=api.SIPInboundTrunkInfo(name="someone else's", numbers=["+15550177"])))
 
     async def delete(trunk_id):
-        async with provisioning.livekit_api(settings.livekit_url, settings.api_key, settings.api_secret) as lk:
+        async with provisioning.livekit_api_of(settings) as lk:
             await lk.sip.delete_trunk(api.DeleteSIPTrunkRequest(sip_trunk_id=trunk_id))
 
     foreign = asyncio.run(create_foreign())

@@ -6,12 +6,8 @@ from dataclasses import dataclass
 
 from livekit import api
 
-from sip import provisioning
-
-
-def livekit(settings):
-    """An async context manager: the LiveKit API client for the stack with these settings."""
-    return provisioning.livekit_api(settings.livekit_url, settings.api_key, settings.api_secret)
+from sip.provisioning import livekit_api_of as livekit  # the stack's LiveKit API client, for the tests
+from sip.provisioning import participants_of
 
 
 @dataclass
@@ -30,8 +26,8 @@ async def caller_rooms(settings, caller: str) -> list[CallerRoom]:
     """The rooms with a SIP participant calling from `caller`, with who is in each and the agents dispatched to it."""
     async with livekit(settings) as lk:
         found = []
-        for room in (await lk.room.list_rooms(api.ListRoomsRequest())).rooms:
-            people = list((await lk.room.list_participants(api.ListParticipantsRequest(room=room.name))).participants)
+        rooms = (await lk.room.list_rooms(api.ListRoomsRequest())).rooms
+        for room, people in zip(rooms, await participants_of(lk, rooms)):
             callers = [p for p in people if p.kind == api.ParticipantInfo.Kind.SIP
                        and p.attributes.get("sip.phoneNumber") == caller]
             if callers:
