@@ -59,6 +59,15 @@ def call_store_url(request, tmp_path):
     return server.set(database=name).render_as_string(hide_password=False)
 
 
+@pytest.fixture
+def store(call_store_url):
+    """An empty call store, SQLite then PostgreSQL."""
+    from calls.store import CallStore
+
+    with CallStore.at(call_store_url) as opened:
+        yield opened
+
+
 @pytest.fixture(scope="session")
 def stack_servers(tmp_path_factory) -> RunningStack:
     """redis + livekit-server + livekit-sip, up for the whole session."""
@@ -83,7 +92,7 @@ def provisioned_sip(stack_servers):
     settings = stack_servers.settings
 
     async def run():
-        async with provisioning.livekit_api(settings.livekit_url, settings.api_key, settings.api_secret) as lk:
+        async with provisioning.livekit_api_of(settings) as lk:
             return await provisioning.setup(lk, provisioning.SipConfig.from_settings(settings))
 
     return asyncio.run(run())

@@ -16,19 +16,11 @@ from typer.testing import CliRunner
 from calls import webhook
 from calls.aftercall import AfterCall
 from calls.models import now
-from calls.store import CallStore
 from stack.settings import Settings
 from tests.support.webhook_receiver import TEST_SECRET as SECRET
 from tests.support.webhook_receiver import Receiver, ReceiverThread, free_port
 
 pytestmark = pytest.mark.unit
-
-
-@pytest.fixture
-def store(call_store_url):
-    """An empty call store, SQLite then PostgreSQL (tests/conftest.py)."""
-    with CallStore.at(call_store_url) as opened:
-        yield opened
 
 
 def settings(url: str, **extra: str) -> Settings:

@@ -16,7 +16,6 @@ from agent.call_record import CallRecord
 from agent.intents import Intent
 from calls.models import EndReason
 from calls.recordings import keep_recording, prune_recordings
-from calls.store import CallStore
 
 pytestmark = pytest.mark.unit
 
@@ -49,12 +48,6 @@ PROVIDERS = SimpleNamespace(name="local", llm_model="gpt-4o-mini")
 def said(role: str, text: str, interrupted: bool = False, **metrics) -> ConversationItemAddedEvent:
     return ConversationItemAddedEvent(item=llm.ChatMessage(role=role, content=[text], interrupted=interrupted,
                                                            metrics=metrics))
-
-
-@pytest.fixture
-def store(call_store_url):
-    with CallStore.at(call_store_url) as store:
-        yield store
 
 
 async def started(store, tmp_path, session=None, **record_options) -> tuple[CallRecord, Session]:

@@ -9,20 +9,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from fastapi.testclient import TestClient
 
-from calls.store import CallStore
 from playground.server import CallsAccess, LazyStore, WebLimits, app_from_settings, create_app
 from stack.settings import Settings
 
 pytestmark = pytest.mark.unit
 PAGE = {"Host": "127.0.0.1:8090"}
 T0 = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def store(call_store_url):
-    """An empty call store, SQLite then PostgreSQL (tests/conftest.py)."""
-    with CallStore.at(call_store_url) as opened:
-        yield opened
 
 
 def app(store, tmp_path, password: str = "", allowed_hosts=()) -> TestClient:

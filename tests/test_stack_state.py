@@ -16,14 +16,9 @@ from stack.errors import StackError
 from stack.files import atomic_write
 from stack.processes import ensure_port_free
 from tests.support.stack import make_stack_dir
+from tests.support.webhook_receiver import free_port
 
 pytestmark = pytest.mark.unit
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def leave_time_wait(port: int) -> None:
