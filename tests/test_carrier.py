@@ -62,7 +62,7 @@ pytestmark = [
 NUMBER = "+15550200"
 # A second number on a trunk of its own whose rule asks for an agent nobody runs: its calls ring until the caller
 # gives up, whether or not the agent is up, or until the trunk's maximum duration (RINGING_MAX_S) ends them.
-RINGING_NUMBER, RINGING_MAX_S = "+15550201", 8
+RINGING_NUMBER, RINGING_MAX_S = "+15550201", 12
 # A third, on a trunk whose calls may last MAX_CALL_S seconds.
 SHORT_CALLS_NUMBER, MAX_CALL_S = "+15550202", 30
 TRUNK_USER = "carrier-trunk"
@@ -95,9 +95,11 @@ class CarrierLine:
             "server": f"{via}:{SIP_PORT}", "number": NUMBER, "caller_id": caller, "bind_address": CALLER_PHONE,
             "record": str(self.folder / f"{name}.wav"), "transcribe": False, "timeout": WAIT, **options})
 
-    def call(self, options: CallOptions, stt=None) -> CallResult:
-        """A call from the caller's phone in the carrier's network, once earlier calls are gone (one line)."""
-        wait_until_no_calls(self.settings, 60)
+    def call(self, options: CallOptions, stt=None, *, line_free: bool = False) -> CallResult:
+        """A call from the caller's phone in the carrier's network, once earlier calls are gone (one line);
+        `line_free` when the caller has already waited for that."""
+        if not line_free:
+            wait_until_no_calls(self.settings, 60)
         result = place_call_in_subprocess(options, timeout=300, prefix=self.network.inside)
         if stt is not None and result.recording:
             transcribe_result(result, stt)
@@ -253,8 +255,9 @@ def test_the_trunk_ends_a_call_at_its_maximum_duration(carrier_line, carriers):
     """livekit-sip enforces the trunk's max_call_duration itself, even on a call that only rings (no agent)."""
     carriers("carrier")
     caller = "+15557710004"
+    assert wait_until_no_calls(carrier_line.settings, 60) is not None, "earlier calls' rooms stayed"
     started = time.monotonic()
-    result = carrier_line.call(carrier_line.dial("cut", caller, number=RINGING_NUMBER, timeout=30))
+    result = carrier_line.call(carrier_line.dial("cut", caller, number=RINGING_NUMBER, timeout=40), line_free=True)
     elapsed = time.monotonic() - started
     assert result.answered_ms is None and result.ringing_ms is not None, result.timeline()
     assert result.error and "rang for" not in result.error, result.error  # ended by the line, not by the caller
@@ -266,9 +269,13 @@ def test_cancel_from_the_carrier_side_removes_the_ringing_call_room(carrier_line
     carrier = carriers("carrier")
     caller = "+15557710003"
     # The caller gives up while it rings: the softphone CANCELs the INVITE, through the carrier.
-    options = carrier_line.dial("cancel", caller, number=RINGING_NUMBER, timeout=4)
+    # It rings for 6 s, well inside the trunk's RINGING_MAX_S: time for livekit-sip to join the room on a busy machine.
+    options = carrier_line.dial("cancel", caller, number=RINGING_NUMBER, timeout=6)
     outcome: list[CallResult] = []
-    dialing = threading.Thread(target=lambda: outcome.append(carrier_line.call(options)))
+    # The room is watched from the moment of dialling, so the wait for the earlier calls' rooms comes first (an
+    # emptied room can stay for livekit-server's departure timeout, longer than the ringing lasts).
+    assert wait_until_no_calls(carrier_line.settings, 60) is not None, "earlier calls' rooms stayed"
+    dialing = threading.Thread(target=lambda: outcome.append(carrier_line.call(options, line_free=True)))
     dialing.start()
     ringing_room = wait_for(lambda: _rooms(carrier_line.settings, caller), 10)
     dialing.join(60)
