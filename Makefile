@@ -12,10 +12,13 @@ UV_VENV := .cache/uv
 
 # Python packages come from requirements.lock (every version pinned, every file hash-checked), so a new machine
 # gets exactly what CI tested; the project itself is then installed editable, without resolving anything.
+# llama-cpp-python first, built from the lock's sdist without AMX (scripts/llama_wheel.py says why); the lock's
+# install then finds it in place.
 $(VENV)/.installed: pyproject.toml requirements.lock
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@echo "Installing Python dependencies into $(VENV) (first time: several minutes, llama-cpp-python builds from source)"
 	$(PY) -m pip install --progress-bar off -q pip==$(PIP_VERSION)
+	$(PY) scripts/llama_wheel.py requirements.lock
 	$(PY) -m pip install --progress-bar off --require-hashes -r requirements.lock
 	$(PY) -m pip install --progress-bar off --no-deps -e .
 	@touch $@
