@@ -1,6 +1,7 @@
 """The agent worker: registers with LiveKit under AGENT_NAME and runs one phone call per job.
 
-Pipeline per call: caller audio -> Silero VAD + offline turn detector -> STT -> LLM (+tools) -> TTS -> caller.
+Pipeline per call: caller audio -> Silero VAD -> STT -> end-of-turn check (agent/turn_end.py) -> LLM (+tools) -> TTS
+-> caller.
 build_server(settings) makes the worker; nothing here reads the settings at import.
 """
 
@@ -16,7 +17,7 @@ import time
 from collections.abc import Callable
 
 from livekit import api, rtc
-from livekit.agents import NOT_GIVEN, AgentServer, AgentSession, JobContext, JobProcess, JobRequest, inference, room_io
+from livekit.agents import NOT_GIVEN, AgentServer, AgentSession, JobContext, JobProcess, JobRequest, room_io
 from livekit.plugins import silero
 
 from calls.aftercall import AfterCall
@@ -41,6 +42,7 @@ from .failures import (
     hang_up,
 )
 from .providers import build_plugins, choose_providers, session_connect_options
+from .turn_end import TranscriptTurnDetector, turn_detector
 from .turn_policy import TurnPolicy
 
 log = logging.getLogger("agent")
@@ -287,12 +289,14 @@ async def phone_call(ctx: JobContext) -> None:
         return
 
     stt, llm, tts = build_plugins(providers, profile.agent_language, stt_prompt=policy.transcription_prompt())
+    detector = turn_detector(providers)
+    if isinstance(detector, TranscriptTurnDetector):
+        ctx.add_shutdown_callback(detector.aclose)
     session = AgentSession(
         vad=ctx.proc.userdata["vad"], stt=stt, llm=llm, tts=tts, conn_options=session_connect_options(),
         user_away_timeout=settings.agent_silence_timeout or None,
         turn_handling={
-            # The bundled offline detector, in every mode (dev/console would otherwise try LiveKit Cloud first).
-            "turn_detection": inference.TurnDetector(version="v1-mini"),
+            "turn_detection": detector,
             "endpointing": {"min_delay": 0.25, "max_delay": 1.5},
             "interruption": {"mode": "vad"},
             "preemptive_generation": {"enabled": True},

@@ -28,10 +28,11 @@ from stack.settings import LOOPBACK, Settings
 from .audio import AudioDecodeError, decode_to_mono
 from .guard import Busy, Guard, Lane
 from .llm import ChatModel, ContextLengthExceeded, Generation
-from .schemas import ChatRequest, NamedToolChoice, SpeechRequest, TranscriptionForm, first_problem
+from .schemas import ChatRequest, NamedToolChoice, SpeechRequest, TranscriptionForm, TurnEndRequest, first_problem
 from .stt import WHISPER_RATE, SpeechToText
 from .tool_calls import ToolCall, ToolCallParser
 from .tts import TextToSpeech
+from .turn_end import TurnEndModel
 
 log = logging.getLogger("local_openai")
 PCM_RATE = 24000  # OpenAI's pcm format: s16le mono at 24 kHz
@@ -149,11 +150,12 @@ class Models:
     stt: SpeechToText
     llm: ChatModel
     tts: TextToSpeech
+    turn_end: TurnEndModel | None = None  # without it, /v1/turn_end answers 404
 
     @classmethod
     def load(cls, settings: Settings) -> Models:
         return cls(stt=SpeechToText(settings.local_stt_model), llm=ChatModel(settings.local_llm_model),
-                   tts=TextToSpeech(settings.local_tts_voice))
+                   tts=TextToSpeech(settings.local_tts_voice), turn_end=TurnEndModel(settings.local_llm_model))
 
     def names(self) -> dict[str, str]:
         return {"stt": self.stt.model_name, "llm": self.llm.model_name, "tts": "piper"}
@@ -172,8 +174,8 @@ def create_app(models: Models, settings: Settings, bind_host: str = LOOPBACK) ->
     json_limit = (MAX_JSON_BYTES, f"{MAX_JSON_BYTES >> 10} KB", None)
     app.add_middleware(Guard, api_key=settings.local_openai_api_key, extra_hosts=[bind_host], body_limits={
         "/v1/audio/transcriptions": (max_upload_bytes + FORM_OVERHEAD_BYTES, f"{max_upload_mb} MB", "file"),
-        "/v1/chat/completions": json_limit, "/v1/audio/speech": json_limit})
-    lanes = {kind: Lane(kind, settings.local_openai_max_queue) for kind in ("stt", "llm", "tts")}
+        "/v1/chat/completions": json_limit, "/v1/audio/speech": json_limit, "/v1/turn_end": json_limit})
+    lanes = {kind: Lane(kind, settings.local_openai_max_queue) for kind in ("stt", "llm", "tts", "turn_end")}
     names = models.names()
 
     def check_model(requested: str | None, kind: str, aliases: set[str]) -> None:
@@ -303,6 +305,20 @@ def create_app(models: Models, settings: Settings, bind_host: str = LOOPBACK) ->
             yield from pcm_chunks()
 
         return LaneStream(wav_stream(), lanes["tts"], media_type="audio/wav")
+
+    @app.post("/v1/turn_end", max_body_size=MAX_JSON_BYTES)
+    async def turn_end(body: TurnEndRequest, request: Request):
+        """Not OpenAI's: the chance that the caller has finished (local_openai/turn_end.py); the agent's turn
+        detector asks it when its transcript comes in."""
+        if models.turn_end is None:
+            raise APIError(404, "this endpoint has no end-of-turn model", code="not_found")
+        lanes["turn_end"].enter()
+        try:
+            probability = await unless_client_leaves(request, run_in_threadpool(
+                models.turn_end.probability, body.said, body.last_reply))
+        finally:
+            lanes["turn_end"].leave()
+        return {"object": "turn_end", "model": models.turn_end.model_name, "probability": probability}
 
     @app.post("/v1/chat/completions", max_body_size=MAX_JSON_BYTES)
     async def chat_completions(body: ChatRequest, request: Request):

@@ -12,6 +12,7 @@ MAX_OUTPUT_TOKENS = 4096  # the LLM's whole context (llm.ChatModel): no answer c
 MAX_MESSAGES = 512
 MAX_TOOLS = 64
 MAX_SPEECH_CHARS = 4096
+MAX_TURN_CHARS = 4096  # one turn of a call (turn_end reads only its last words)
 MAX_PROMPT_CHARS = 4096  # the transcription's prompt (Whisper reads only its last 224 tokens)
 
 Name = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
@@ -94,6 +95,14 @@ class SpeechRequest(BaseModel):
     response_format: Literal["mp3", "opus", "aac", "flac", "wav", "pcm"] = "mp3"
     speed: float = Field(1.0, ge=0.25, le=4.0)
     instructions: str | None = Field(None, max_length=MAX_SPEECH_CHARS)
+
+
+class TurnEndRequest(BaseModel):
+    """Our own route (OpenAI has none): has the caller finished saying `said`, after our `last_reply`?"""
+    model_config = ConfigDict(extra="ignore")
+
+    said: str = Field(max_length=MAX_TURN_CHARS)
+    last_reply: str = Field("", max_length=MAX_TURN_CHARS)
 
 
 class TranscriptionForm(BaseModel):
