@@ -144,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
         command = "python -m bench.turn_eval " + shlex.join(argv if argv is not None else sys.argv[1:])
         method = (
             f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {platform.machine()} with "
-            f"{os.cpu_count()} CPU cores, the detector alone (no call), {time.monotonic() - started:.0f} s: "
+            f"{os.cpu_count()} CPU cores, the detectors alone (no call), {time.monotonic() - started:.0f} s: "
             f"`{command.strip()}`. {len(turns) // 2} caller sentences from {PAUSES.relative_to(REPO_ROOT)}, each "
             f"whole (finished) and cut where a caller may pause (unfinished), in two voices over 8 kHz mu-law, "
             f"{args.silence:g} s of silence after the last word for the audio detector, the local STT's transcript "
