@@ -51,9 +51,9 @@ class TranscriptTurnDetector:
     async def predict_end_of_turn(self, chat_ctx: ChatContext, *, timeout: float | None = None) -> float:
         said, last_reply = last_exchange(chat_ctx)
         if self._client is None:
-            self._client = httpx.AsyncClient(timeout=timeout or self._timeout)
+            self._client = httpx.AsyncClient()
         try:
-            response = await self._client.post(self._url, headers=self._headers,
+            response = await self._client.post(self._url, headers=self._headers, timeout=timeout or self._timeout,
                                                json={"said": said, "last_reply": last_reply})
             response.raise_for_status()
             probability = float(response.json()["probability"])
