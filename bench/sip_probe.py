@@ -8,6 +8,7 @@ Each corpus file is a few `# key: value` lines, then one or more messages separa
     # tolerated: drop          outcomes the RFC allows too, or that fail closed (no answer instead of a 400)
     # deviates: 1xx            what livekit-sip is known to do instead of the RFC's answer (reported as such)
     # expect-2: 200            for the second message of the file (and so on)
+    # why: ...                 a note for the reader on a deviation (not read by the probe)
     # wait: 2                  seconds to listen after each message (default 1.5)
     # raw: yes                 the message is sent byte for byte (no placeholders, no CRLF line endings)
     INVITE sip:{number}@{target} SIP/2.0
