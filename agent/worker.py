@@ -20,7 +20,7 @@ from livekit import api, rtc
 from livekit.agents import NOT_GIVEN, AgentServer, AgentSession, JobContext, JobProcess, JobRequest, room_io
 from livekit.plugins import silero
 
-from calls.aftercall import AfterCall
+from calls.aftercall import QUIET_S, AfterCall
 from calls.models import EndReason
 from calls.recordings import prune_recordings
 from sip.provisioning import livekit_api_of, participants_of
@@ -176,7 +176,8 @@ def start_after_call(settings: Settings, lines: Lines) -> AfterCall | None:
     store = open_call_store(settings)
     if store is None:
         return None
-    after_call = AfterCall(store, settings, running_rooms=lines.running_rooms)
+    after_call = AfterCall(store, settings, running_rooms=lines.running_rooms,
+                           quiet_s=QUIET_S if settings.uses_local_ai else 0.0)
     lines.on_accept = after_call.expect
     after_call.start()
     return after_call

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from datetime import timedelta
 
 import pytest
@@ -152,6 +153,59 @@ def test_a_summary_that_fails_stores_nothing_logs_one_line_and_the_webhook_still
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == [
         f"no summary for call {call_id}: APIConnectionError: Connection error."]
     assert len(received) == 1 and stored.webhook_state == "delivered"
+
+
+def test_on_local_models_a_summary_waits_until_no_call_has_run_for_the_quiet_time(store):
+    """Beside a live call a summary takes a core and the LLM from its caller: quiet_line() returns only once the
+    running rooms have been empty for quiet_s, and gives up waiting after max_wait_s on a line that is never quiet."""
+    running = {"call-_+15550123_live"}
+    runner = AfterCall(store, settings("http://127.0.0.1:9/hook"), running_rooms=lambda: running, quiet_s=0.4)
+
+    async def quiet_after_the_call_ends(call_lasts_s: float) -> float:
+        started = time.monotonic()
+        waiting = asyncio.create_task(runner.quiet_line(max_wait_s=30))
+        await asyncio.sleep(call_lasts_s)
+        assert not waiting.done()  # the call still runs
+        running.clear()
+        await waiting
+        return time.monotonic() - started
+
+    waited = asyncio.run(quiet_after_the_call_ends(0.6))
+    assert 0.6 + 0.4 - 0.1 <= waited < 0.6 + 0.4 + 0.5  # running rooms are looked at every quiet_s / 4
+
+    running.add("call-_+15550123_endless")
+    started = time.monotonic()
+    asyncio.run(runner.quiet_line(max_wait_s=0.8))
+    assert 0.8 <= time.monotonic() - started < 1.3
+    assert AfterCall(store, settings("http://127.0.0.1:9/hook"), running_rooms=lambda: running).quiet_s == 0
+
+
+def test_a_webhook_whose_summary_was_still_waiting_when_the_worker_stopped_is_sent_at_the_next_start(store):
+    async def run():
+        receiver = Receiver()
+        url = await receiver.start()
+        unreachable = f"http://127.0.0.1:{free_port()}/v1"  # no summary will come: the webhook goes without it
+        busy = {"call-_+15550999_live"}
+        waiting = AfterCall(store, settings(url, CALL_SUMMARIES="true", OPENAI_BASE_URL=unreachable),
+                            running_rooms=lambda: busy, quiet_s=30)
+        try:
+            waiting.expect("call-_+15550123_abc")
+            call_id = ended_call(store)
+            task, = await waiting.poll()
+            await asyncio.sleep(0.5)
+            assert store.get_call(call_id).webhook_state == "pending"  # on record before the summary's wait
+            assert not task.done() and receiver.received == []  # the summary waits for a quiet line
+            task.cancel()  # the worker stops
+            restarted = AfterCall(store, settings(url, CALL_SUMMARIES="true", OPENAI_BASE_URL=unreachable),
+                                  first_wait=0.05)
+            (sent_id, delivery), = await restarted.retry_pending(older_than=timedelta(0))
+        finally:
+            await receiver.stop()
+        return call_id, sent_id, delivery, receiver.received
+    call_id, sent_id, delivery, received = asyncio.run(run())
+    assert sent_id == call_id and delivery.delivered
+    assert [headers["X-Webhook-Id"] for headers, _ in received] == [call_id]
+    assert store.get_call(call_id).webhook_state == "delivered"
 
 
 def test_calls_deliver_sends_what_is_pending_now(store, call_store_url, tmp_path):
