@@ -41,6 +41,7 @@ from .failures import (
     apologize_and_hang_up,
     hang_up,
 )
+from .first_clause import first_clause_tts
 from .providers import build_plugins, choose_providers, session_connect_options
 from .turn_end import TranscriptTurnDetector, turn_detector
 from .turn_policy import TurnPolicy
@@ -294,7 +295,8 @@ async def phone_call(ctx: JobContext) -> None:
     if isinstance(detector, TranscriptTurnDetector):
         ctx.add_shutdown_callback(detector.aclose)
     session = AgentSession(
-        vad=ctx.proc.userdata["vad"], stt=stt, llm=llm, tts=tts, conn_options=session_connect_options(),
+        vad=ctx.proc.userdata["vad"], stt=stt, llm=llm, tts=first_clause_tts(tts),
+        conn_options=session_connect_options(),
         user_away_timeout=settings.agent_silence_timeout or None,
         turn_handling={
             "turn_detection": detector,
