@@ -306,6 +306,8 @@ async def phone_call(ctx: JobContext) -> None:
         },
     )
     session.on("conversation_item_added", log_turn_metrics)
+    if isinstance(detector, TranscriptTurnDetector):
+        detector.prime_after_replies(session)
     # How the call ends, the room deleted: the caller hung up, a goodbye, or an apology after the AI failed.
     CallEnding(ctx, session, ctx.proc.userdata["provider_health"], voice, profile.transfer_number, record).watch()
     assistant = PhoneAssistant(profile, policy, caller_number, on_intent=record.intent_decided,

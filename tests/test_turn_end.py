@@ -80,3 +80,58 @@ def test_the_route_wants_the_key_and_refuses_wrong_types(local_endpoint):
     assert wrong.status_code == 400 and wrong.json()["error"]["param"] == "said", wrong.text
     nothing = httpx.post(url, json={"said": "..."}, headers=auth)
     assert nothing.status_code == 200 and nothing.json()["probability"] == 0.0
+
+
+@pytest.mark.models
+def test_priming_with_our_reply_leaves_only_the_callers_words_to_evaluate_and_the_same_answer():
+    from local_openai.turn_end import TurnEndModel
+    from stack.settings import Settings
+
+    model = TurnEndModel(Settings.load().local_llm_model)
+    reply, said = "We're open Monday to Friday from 9 AM to 5 PM.", "and on saturday"
+    unprimed = model.probability(said, GREETING)  # the cache holds the greeting now, not this reply
+    assert model.probability("", reply) == 0.0
+    prompt = model.prompt(said, reply)
+    cached = model._llm.longest_token_prefix(model._llm._input_ids.tolist(), prompt)
+    assert cached >= len(model.prompt("", reply)) - 1 and len(prompt) - cached <= 8
+    assert model.probability(said, reply) == pytest.approx(TurnEndModel(model.model_name).probability(said, reply),
+                                                           abs=1e-3)
+    assert unprimed != pytest.approx(model.probability(said, reply), abs=1e-6)  # the reply is in the prompt
+
+
+@pytest.mark.unit
+def test_each_spoken_reply_primes_the_endpoint_with_nothing_said():
+    from aiohttp import web
+    from livekit.agents import utils
+    from livekit.agents.llm import ChatMessage
+    from livekit.agents.voice.events import ConversationItemAddedEvent
+
+    async def run():
+        asked = []
+
+        async def turn_end(request: web.Request) -> web.Response:
+            asked.append((request.headers.get("Authorization"), await request.json()))
+            return web.json_response({"probability": 0.0})
+        app = web.Application()
+        app.router.add_post("/v1/turn_end", turn_end)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]
+        detector = TranscriptTurnDetector(base_url=f"http://127.0.0.1:{port}/v1", api_key="key")
+        session = utils.EventEmitter()
+        detector.prime_after_replies(session)
+        for role, text in [("assistant", GREETING), ("user", "are you open"), ("assistant", "Yes, until five.")]:
+            session.emit("conversation_item_added", ConversationItemAddedEvent(
+                item=ChatMessage(role=role, content=[text])))
+        for _ in range(100):
+            if len(asked) == 2:
+                break
+            await asyncio.sleep(0.02)
+        await detector.aclose()
+        await runner.cleanup()
+        return asked
+    asked = asyncio.run(run())
+    assert asked == [("Bearer key", {"said": "", "last_reply": GREETING}),
+                     ("Bearer key", {"said": "", "last_reply": "Yes, until five."})]
