@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.report import replace_section
-from bench.stack_metrics import AGENT_STAGES, AgentLog, ProcessSampler, stage_p50s
+from bench.stack_metrics import AGENT_STAGES, AgentLog, ProcessSampler, line_delays, stage_p50s
 from stack.settings import Settings
 from tools.softphone import CallOptions, CallResult, place_call_in_subprocess, synthesize, write_wav
 from tools.softphone.command import dial_defaults
@@ -96,7 +96,10 @@ def main() -> int:
         agent_log.new_turn_metrics()  # skip what came before this level
         with ProcessSampler(args.run_dir) as sampler:
             results, elapsed = run_level(level, max(args.calls, level), lines, server, number, args.timeout)
-        stages = stage_p50s([m for m in agent_log.new_turn_metrics()])
+        metrics = agent_log.new_turn_metrics()
+        stages = stage_p50s(metrics)
+        if level == 1:
+            stages |= line_delays(results, metrics, time.time() - time.monotonic())
         stage_rows.append((level, stages))
         process_rows.append((level, sampler.cpu_cores, sampler.peak_rss))
         greetings = [r.greeting_ms for r in results if r.greeting_ms is not None]
@@ -116,10 +119,13 @@ def main() -> int:
     for level, ok, total, ans, g50, g95, v50, v95, replies, elapsed in rows:
         table.append(f"| {level} | {ok}/{total} | {fmt(ans)} | {fmt(g50)} | {fmt(g95)} | {fmt(v50)} | {fmt(v95)} "
                      f"| {replies} | {elapsed:.0f} |")
-    table += ["", "The agent's own per-turn metrics (livekit-agents `ChatMessage.metrics`, p50, ms):", "",
-              "| concurrency | " + " | ".join(AGENT_STAGES) + " |", "|---" * (len(AGENT_STAGES) + 1) + "|"]
+    table += ["", "The agent's own per-turn metrics (livekit-agents `ChatMessage.metrics`, p50, ms), and the phone "
+              "line's share at one call: caller -> agent = the caller's end of speech to the agent's VAD end of "
+              "speech; agent -> caller = the agent starts speaking to the caller hearing it:", "",
+              "| concurrency | " + " | ".join(AGENT_STAGES) + " | caller -> agent | agent -> caller |",
+              "|---" * (len(AGENT_STAGES) + 3) + "|"]
     for level, stages in stage_rows:
-        table.append(f"| {level} | " + " | ".join(fmt(stages[s]) for s in AGENT_STAGES) + " |")
+        table.append(f"| {level} | " + " | ".join(fmt(stages.get(s)) for s in (*AGENT_STAGES, "in", "out")) + " |")
     names = sorted({name for _, cpu, _ in process_rows for name in cpu})
     table += ["", "CPU (cores busy, average over the level) and peak RSS (MB) of each process tree:", "",
               "| concurrency | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]

@@ -69,6 +69,30 @@ def stage_p50s(metrics: list[dict]) -> dict[str, float | None]:
     return result
 
 
+def line_delays(results, metrics: list[dict], wall_minus_monotonic: float) -> dict[str, float | None]:
+    """The phone line's share of voice-to-voice, p50 in ms, from one call at a time (with several, turns cannot be
+    told apart by time alone): "in" = the caller's end of speech (the softphone) -> the end of speech the agent's
+    VAD reports; "out" = the agent starts speaking (its own metrics) -> the caller hears the first audio. The
+    softphone times on CLOCK_MONOTONIC and the agent on the wall clock: `wall_minus_monotonic` joins them."""
+    heard = [m["stopped_speaking_at"] for m in metrics
+             if isinstance(m.get("transcription_delay"), (int, float)) and m.get("stopped_speaking_at")]
+    spoke = [m["started_speaking_at"] for m in metrics
+             if isinstance(m.get("e2e_latency"), (int, float)) and m.get("started_speaking_at")]
+    inbound, outbound = [], []
+    for result in results:
+        for turn in result.turns:
+            if result.started_at is None or turn.speech_end_ms is None or turn.reply_start_ms is None:
+                continue
+            speech_end = result.started_at + turn.speech_end_ms / 1000 + wall_minus_monotonic
+            reply = result.started_at + turn.reply_start_ms / 1000 + wall_minus_monotonic
+            if ends := [t - speech_end for t in heard if -0.5 <= t - speech_end <= 2.0]:
+                inbound.append(1000 * min(ends, key=abs))
+            if starts := [reply - t for t in spoke if -0.2 <= reply - t <= 2.0]:
+                outbound.append(1000 * min(starts, key=abs))
+    return {"in": float(np.percentile(inbound, 50)) if inbound else None,
+            "out": float(np.percentile(outbound, 50)) if outbound else None}
+
+
 class ProcessSampler:
     """CPU use (in cores) and peak RSS of each running component's process tree, sampled in the background."""
 
