@@ -44,6 +44,13 @@ class TranscriptTurnDetector:
     def provider(self) -> str:
         return "local"
 
+    @property
+    def client(self) -> httpx.AsyncClient:
+        """One client per call, made on first use (inside the call's event loop)."""
+        if self._client is None:
+            self._client = httpx.AsyncClient()
+        return self._client
+
     async def unlikely_threshold(self, language) -> float | None:
         return self._threshold
 
@@ -52,10 +59,8 @@ class TranscriptTurnDetector:
 
     async def predict_end_of_turn(self, chat_ctx: ChatContext, *, timeout: float | None = None) -> float:
         said, last_reply = last_exchange(chat_ctx)
-        if self._client is None:
-            self._client = httpx.AsyncClient()
         try:
-            response = await self._client.post(self._url, headers=self._headers, timeout=timeout or self._timeout,
+            response = await self.client.post(self._url, headers=self._headers, timeout=timeout or self._timeout,
                                                json={"said": said, "last_reply": last_reply})
             response.raise_for_status()
             probability = float(response.json()["probability"])
@@ -71,10 +76,8 @@ class TranscriptTurnDetector:
     async def prime(self, last_reply: str) -> None:
         """Has the endpoint evaluate the prompt up to the caller's next words (nothing said), once our reply is
         spoken, so the turn's own check evaluates only the caller's words. Only an optimisation: errors pass."""
-        if self._client is None:
-            self._client = httpx.AsyncClient()
         try:
-            await self._client.post(self._url, headers=self._headers, timeout=self._timeout * 5,
+            await self.client.post(self._url, headers=self._headers, timeout=self._timeout * 5,
                                     json={"said": "", "last_reply": last_reply})
         except httpx.HTTPError:
             pass

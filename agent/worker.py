@@ -292,8 +292,6 @@ async def phone_call(ctx: JobContext) -> None:
 
     stt, llm, tts = build_plugins(providers, profile.agent_language, stt_prompt=policy.transcription_prompt())
     detector = turn_detector(providers)
-    if isinstance(detector, TranscriptTurnDetector):
-        ctx.add_shutdown_callback(detector.aclose)
     session = AgentSession(
         vad=ctx.proc.userdata["vad"], stt=stt, llm=llm, tts=first_clause_tts(tts),
         conn_options=session_connect_options(),
@@ -308,6 +306,7 @@ async def phone_call(ctx: JobContext) -> None:
     session.on("conversation_item_added", log_turn_metrics)
     if isinstance(detector, TranscriptTurnDetector):
         detector.prime_after_replies(session)
+        ctx.add_shutdown_callback(detector.aclose)
     # How the call ends, the room deleted: the caller hung up, a goodbye, or an apology after the AI failed.
     CallEnding(ctx, session, ctx.proc.userdata["provider_health"], voice, profile.transfer_number, record).watch()
     assistant = PhoneAssistant(profile, policy, caller_number, on_intent=record.intent_decided,

@@ -4,8 +4,8 @@
 
 - STT: Whisper (local_openai.stt) on caller sentences of about 3, 8 and 16 words, spoken by Piper over an 8 kHz
   mu-law line (the resampling to 16 kHz included, as on the endpoint).
-- End of turn: local_openai.turn_end on a caller's words after our greeting (the greeting's prefix cached, as in a
-  call).
+- End of turn: local_openai.turn_end on a caller's words after our greeting, primed with the greeting first (as the
+  agent does once a reply is spoken), so only the caller's words are new.
 - LLM: raw prefill (a prompt evaluated from nothing) and decode speed in tokens/s; then a turn as the agent sends it
   (instructions and greeting cached, the caller's question and its facts new): first token, first clause (the first
   , ; : . ? or !) and first sentence (. ? or !).
@@ -96,8 +96,15 @@ def turn_end_rows(repeats: int) -> list[tuple[str, str]]:
     model = TurnEndModel(Settings.load().local_llm_model)
     rows = []
     for words, text in CALLER.items():
-        ms = median_ms(lambda text=text: model.probability(text, GREETING), repeats)
-        rows.append((f"end of turn (transcript model), {words} words", f"{ms:.0f} ms"))
+        times = []
+        for _ in range(repeats + 1):  # as in a call: primed with our reply, then the caller's words alone
+            model.probability(f"{text} (another call)", "")
+            model.probability("", GREETING)
+            started = time.perf_counter()
+            model.probability(text, GREETING)
+            times.append(time.perf_counter() - started)
+        rows.append((f"end of turn (transcript model, primed with our greeting), {words} words",
+                     f"{1000 * statistics.median(times[1:]):.0f} ms"))
     progress("end of turn done")
     return rows
 

@@ -66,6 +66,7 @@ class TurnEndModel:
         import llama_cpp
 
         tokens = self.prompt(said, last_reply)[-(CONTEXT - 1):]
+        primed_only = not spoken_words(said)
         with self._lock:
             started = time.monotonic()
             llm = self._llm
@@ -73,9 +74,9 @@ class TurnEndModel:
             common = min(llm.longest_token_prefix(llm._input_ids.tolist(), tokens), len(tokens) - 1)
             llm.n_tokens = common
             llm.eval(tokens[common:])
-            log.info("turn_end%s: %d tokens (%d cached) in %.0f ms", "" if spoken_words(said) else " (primed)",
+            log.info("turn_end%s: %d tokens (%d cached) in %.0f ms", " (primed)" if primed_only else "",
                      len(tokens), common, 1000 * (time.monotonic() - started))
-            if not spoken_words(said):
+            if primed_only:
                 return 0.0
             logits = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(llm.ctx, -1), shape=(llm.n_vocab(),))
             logits = logits.astype(np.float64)
