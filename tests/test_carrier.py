@@ -394,6 +394,6 @@ def test_a_call_reaching_the_maximum_duration_is_ended_politely(agent_stack, car
     assert result.answered_ms is not None, result.error
     assert result.hangup_by == "agent", "the call was not ended for the caller"
     assert result.hangup_ms <= (MAX_CALL_S + 3) * 1000, result.timeline()
-    heard = stt.transcribe(read_wav(result.recording).astype("float32") / 32768.0, PORT_RATE)
+    heard = stt.transcribe(read_wav(result.recording).astype("float32") / 32768.0, PORT_RATE, timestamps=True)
     assert re.search(r"time limit", heard, re.I), heard
     assert _room_gone(carrier_line, caller)

@@ -60,3 +60,29 @@ def test_the_agents_fixed_sentences_are_synthesized_once_and_then_read_from_disk
     other = asyncio.run(voice.pcm("One moment, please."))
     assert len(other) % 2 == 0 and len(other) > 24000  # over half a second of speech
     assert len(list(tmp_path.glob("*.pcm"))) == 1  # pcm() does not write: only prepare() does
+
+
+@pytest.mark.models
+def test_a_reply_of_several_sentences_is_transcribed_whole_wherever_its_clip_starts():
+    """The softphone's transcript of a reply (tools/softphone transcribe_result). Whisper tiny's greedy decoding
+    without timestamp tokens read this reply as "Thank you." alone for 13 of these 20 clip starts (CI failed on it)."""
+    from local_openai.audio import StreamResampler
+    from local_openai.stt import SpeechToText
+    from local_openai.tts import TextToSpeech
+    from tools.softphone import transcribe_result
+    from tools.softphone.call import PORT_RATE
+    from tools.softphone.results import CallResult, Turn
+
+    speech = TextToSpeech()
+    reply = np.concatenate([chunk for sentence in ("Thank you.", "Shall we call you back on the number you're "
+                                                   "calling from, ending in 0 1 6 6?")
+                            for chunk in speech.synthesize(sentence)])
+    resampler = StreamResampler(speech.sample_rate, PORT_RATE)
+    received = np.concatenate([resampler.push(reply), resampler.push(None)])
+    stt = SpeechToText()
+    starts = [int(PORT_RATE * cut) for cut in np.arange(0, 0.5, 0.025)]
+    result = CallResult(turns=[Turn(source="say", speech_ms=0) for _ in starts],
+                        segments={str(turn): [start, received.size] for turn, start in enumerate(starts)})
+    transcribe_result(result, stt, received)
+    cut_short = [turn.reply_text for turn in result.turns if "calling from" not in (turn.reply_text or "")]
+    assert not cut_short, cut_short
