@@ -8,7 +8,7 @@ PIP_VERSION := 26.3
 UV_VERSION := 0.13.9
 UV_VENV := .cache/uv
 
-.PHONY: run test lint lock install down status bench eval reliability clean-cache
+.PHONY: run test lint lock install down status bench bench-standin eval amd-eval reliability clean-cache
 
 # Python packages come from requirements.lock (every version pinned, every file hash-checked), so a new machine
 # gets exactly what CI tested; the project itself is then installed editable, without resolving anything.
@@ -63,6 +63,18 @@ bench: install
 	  PHONE_RUN_DIR=$(BENCH_RUN) $(PY) -m bench.calls --run-dir $(BENCH_RUN) $(BENCH_ARGS) --write docs/benchmarks.md; \
 	  status=$$?; PHONE_RUN_DIR=$(BENCH_RUN) $(PY) cli.py down; exit $$status'
 
+# The same bench with the agent on the OpenAI path, pointed at a stand-in for a fast server with fixed delays
+# (bench/standin_endpoint.py; STANDIN_ARGS="--stt-ms 100 --llm-ms 150 --tts-ms 80"): what the rest of the stack adds.
+# Its table goes to .run/bench-standin/standin.md, not docs/.
+STANDIN_RUN := $(CURDIR)/.run/bench-standin
+STANDIN_URL := http://127.0.0.1:21890/v1
+bench-standin: install
+	scripts/netns.sh sh -c 'export AGENT_MAX_CALLS=4 OPENAI_API_KEY=stand-in OPENAI_BASE_URL=$(STANDIN_URL) \
+	  PHONE_RUN_DIR=$(STANDIN_RUN); $(PY) -m bench.standin_endpoint --port 21890 $(STANDIN_ARGS) & standin=$$!; \
+	  trap "$(PY) cli.py down; kill $$standin" EXIT; trap "exit 130" INT TERM; \
+	  for i in $$(seq 120); do curl -sf $(STANDIN_URL)/models >/dev/null && break; sleep 0.5; done; \
+	  $(PY) cli.py up && $(PY) -m bench.calls --run-dir $(STANDIN_RUN) $(BENCH_ARGS) --write $(STANDIN_RUN)/standin.md'
+
 # The spoken evaluation: real SIP calls (PCMU only) in two caller voices against the bakery profile, on a stack of
 # its own in a namespace of its own; scores go to docs/quality.md. A quick look at one scenario, written nowhere:
 #   make eval EVAL_ARGS="--only hours-monday --voice piper"
@@ -78,6 +90,14 @@ eval: install
 	$(PY) -c 'from stack.binaries import ensure_debian_packages; ensure_debian_packages(["espeak-ng"])'
 	$(EVAL_ENV) scripts/netns.sh sh -c 'trap "$(PY) cli.py down" EXIT; trap "exit 130" INT TERM; \
 	  $(PY) cli.py up && $(PY) -m bench.spoken_eval $(EVAL_ARGS)'
+
+# Answering-machine detection on outbound calls (bench/amd_eval.py): the agent dials a softphone in the namespace
+# that answers as a person or as a voicemail; results go to docs/quality.md.
+AMD_EVAL_ARGS ?= --write docs/quality.md
+amd-eval: install
+	$(EVAL_ENV) PHONE_RUN_DIR=$(CURDIR)/.run/amd-eval SIP_OUTBOUND_ADDRESS=127.0.0.1:21960 \
+	  scripts/netns.sh sh -c 'trap "$(PY) cli.py down" EXIT; trap "exit 130" INT TERM; \
+	  $(PY) cli.py up && $(PY) -m bench.amd_eval $(AMD_EVAL_ARGS)'
 
 # The reliability suite (bench/reliability.py: calls in a row, components killed and restarted, malformed SIP, endpoint
 # abuse) on a stack of its own, in a namespace of its own; results go to docs/reliability.md. `make test` runs a fast

@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from calls.command import calls_app
+from calls.command import calls_app, list_messages
 from sip import carriers, provisioning
 from stack import lifecycle, phone_line
 from stack.binaries import TEST_TOOL_PACKAGES, ensure_debian_packages
@@ -41,6 +41,7 @@ app.add_typer(sip_app, name="sip")
 kb_app = typer.Typer(help="Check the business's knowledge base ([[faq]] entries).", no_args_is_help=True)
 app.add_typer(kb_app, name="kb")
 app.add_typer(calls_app, name="calls")
+app.command("messages")(list_messages)
 # Wide when piped (logs, tests), so tables keep whole IDs and paths.
 out = Console(width=None if sys.stdout.isatty() else 200)
 err = Console(stderr=True, width=None if sys.stderr.isatty() else 200)
@@ -252,7 +253,8 @@ def _run_sip_setup(settings: Settings, config: provisioning.SipConfig, dry_run: 
     out.print(title)
     for action in result.actions:
         out.print(f"  - {action}")
-    out.print(f"trunk {result.trunk_id}  rule {result.rule_id}  numbers {', '.join(config.numbers)}")
+    out.print(f"trunk {result.trunk_id}  rule {result.rule_id}  numbers {', '.join(config.numbers)}"
+              + (f"  outbound trunk {result.outbound_trunk_id}" if result.outbound_trunk_id else ""))
     if exposed_at and config.is_open:
         err.print(f"[yellow]warning:[/] the trunk is open (--allow-open-trunk): anyone who reaches {exposed_at} "
                   "can call it", highlight=False)
@@ -386,6 +388,43 @@ def sip_status():
         err.print(f"[red]problem:[/] {escape(problem)}")
     if problems:
         raise typer.Exit(1)
+
+
+@app.command()
+def dial(
+    number: Annotated[str | None, typer.Argument(help="The number to call, E.164 (+15550123).")] = None,
+    purpose: Annotated[str, typer.Option(help="What the call is about, said to the person or left on their "
+                                              "voicemail, like \"Your order is ready for pickup\".")] = "",
+    csv_file: Annotated[Path | None, typer.Option("--csv", help="A batch instead: a CSV with the columns "
+                                                                "number,purpose.")] = None,
+    concurrency: Annotated[int, typer.Option(min=1, max=20, help="Batch: calls at once.")] = 1,
+    retries: Annotated[int, typer.Option(min=0, max=10, help="Batch: more tries for a call not answered, busy, "
+                                                             "or with no free line.")] = 1,
+    retry_delay: Annotated[float, typer.Option(min=0, help="Batch: seconds before such a try.")] = 300.0,
+    wait: Annotated[float, typer.Option(min=10, help="Seconds to wait for each call to end.")] = 900.0,
+):
+    """Call a number: the agent dials it through the outbound trunk (`sip setup` with SIP_OUTBOUND_ADDRESS), talks
+    to a person about the purpose, or leaves a message on their voicemail; prints how the call ended. Exits 0 when
+    the call reached someone (or their voicemail), 3 when it did not."""
+    from sip import dialing
+
+    settings = Settings.load()
+    progress = lambda line: err.print(line, highlight=False, markup=False)  # noqa: E731
+    if csv_file is not None:
+        if number:
+            raise StackError("give a number or --csv, not both")
+        outcomes = dialing.run_batch(settings, dialing.read_batch(csv_file), concurrency=concurrency,
+                                     retries=retries, retry_delay_s=retry_delay, limit_s=wait, progress=progress)
+    elif number:
+        outcomes = [dialing.call_and_wait(settings, number, purpose, limit_s=wait, progress=progress)]
+    else:
+        raise StackError("give the number to call, or --csv FILE for a batch")
+    for outcome in outcomes:
+        tries = f", {outcome.attempts} tries" if outcome.attempts > 1 else ""
+        call = f"  call {outcome.call_id[:8]}" if outcome.call_id else ""
+        out.print(f"{outcome.number}: {outcome.describe()}{tries}{call}", highlight=False, markup=False)
+    if not all(outcome.reached for outcome in outcomes):
+        raise typer.Exit(3)
 
 
 @app.command()

@@ -11,12 +11,28 @@ from livekit import rtc
 from livekit.agents import Agent, ChatContext, ModelSettings, RunContext, function_tool, get_job_context, llm
 from livekit.agents.beta import EndCallTool
 
-from calls.models import EndNote, EndReason, no_note
+from calls.models import EndNote, EndReason, MessageReason, no_note
+from sip.provisioning import managed_outbound_trunk
 
 from .business import BusinessProfile
 from .intents import Intent
+from .keypad import describe
 from .small_model import recent_window
-from .turn_policy import Act, Answer, Say, Turn, TurnPolicy, facts_message
+from .take_message import TakeMessage, TakenMessage, read_out
+from .turn_policy import (
+    ASK_END,
+    ASK_MESSAGE,
+    DONT_KNOW_NO_COLLEAGUE,
+    TOOLS,
+    Act,
+    Answer,
+    Say,
+    Turn,
+    TurnPolicy,
+    facts_message,
+    last_said,
+)
+from .warm_transfer import Handover, WarmTransfer, briefing
 
 log = logging.getLogger("agent")
 
@@ -28,10 +44,29 @@ Language: {agent_language}."""
 
 END_CALL_DESCRIPTION = "End the phone call after the caller says goodbye."
 NOT_ENDED = "The call goes on."
+NO_COLLEAGUE = f"I'm sorry, no colleague can take calls right now. {ASK_MESSAGE}"
+TRANSFER_FAILED = f"I'm sorry, the transfer didn't go through. {ASK_MESSAGE}"
+ON_HOLD = "Sure, let me see whether a colleague is free. Please hold."
+COLLEAGUE_UNAVAILABLE = f"Thank you for holding. I'm sorry, my colleague can't take your call right now. {ASK_MESSAGE}"
+# Why a message is taken, from the offer the caller said yes to (anything else: they asked for one).
+OFFERED_MESSAGE = {NO_COLLEAGUE: MessageReason.no_colleague, TRANSFER_FAILED: MessageReason.transfer_failed,
+                   COLLEAGUE_UNAVAILABLE: MessageReason.transfer_failed,
+                   DONT_KNOW_NO_COLLEAGUE: MessageReason.unanswered}
+NO_SUCH_KEY = "Sorry, that key does nothing here."
+# Told each message a caller leaves (the call record stores it); `finished` is False for a call that ended halfway.
+MessageTaken = Callable[[TakenMessage, MessageReason, bool], None]
 
 
-def instructions_for(profile: BusinessProfile) -> str:
-    return INSTRUCTIONS.format(business_name=profile.business_name, agent_language=profile.agent_language)
+def message_taken_nowhere(_message: TakenMessage, _reason: MessageReason, _finished: bool) -> None:
+    """Where no call is recorded (tests, the prompt-cache warm-up)."""
+
+
+OUTBOUND = "\nYou placed this call. Its purpose: {purpose}"
+
+
+def instructions_for(profile: BusinessProfile, purpose: str = "") -> str:
+    instructions = INSTRUCTIONS.format(business_name=profile.business_name, agent_language=profile.agent_language)
+    return instructions + (OUTBOUND.format(purpose=purpose) if purpose else "")
 
 
 def sip_caller(room: rtc.Room | None) -> rtc.RemoteParticipant | None:
@@ -90,24 +125,40 @@ class GuardedEndCallTool(EndCallTool):
 
 
 class PhoneAssistant(Agent):
-    """`on_intent(words, intent)` hears the turn policy's intent for each caller turn, and `note_end` why the
-    assistant is ending the call (both: the call record, agent/call_record.py)."""
+    """`on_intent(words, intent)` hears the turn policy's intent for each caller turn, `note_end` why the assistant
+    is ending the call, and `on_message` each message a caller leaves (all three: the call record,
+    agent/call_record.py)."""
 
     def __init__(self, profile: BusinessProfile, policy: TurnPolicy, caller_number: str | None = None, *,
-                 on_intent: Callable[[str, Intent], None] | None = None, note_end: EndNote = no_note) -> None:
+                 on_intent: Callable[[str, Intent], None] | None = None, note_end: EndNote = no_note,
+                 on_message: MessageTaken = message_taken_nowhere, opening: str = "", purpose: str = "") -> None:
+        self.opening = opening  # a call we placed: our first words, whatever the callee said first
+        # A call we placed says nothing until answering-machine detection has heard who answered (worker.call_out):
+        # a reply to a voicemail greeting would talk over it, and a person would hear the opening twice.
+        self.screening = bool(opening)
         self.profile = profile
         self.policy = policy
         self.caller_number = caller_number
         self.on_intent = on_intent
         self.note_end = note_end
+        self.on_message = on_message
+        self.shortcuts = profile.keypad_shortcuts()
+        self._keyed: tuple[str, MessageReason | None] | None = None  # a keypad action's tool, for the next reply
         # The caller's number stays out of the prompt: the 0.5B model read it out ("The caller is calling from ...").
-        super().__init__(instructions=instructions_for(profile), chat_ctx=ChatContext.empty(),
+        super().__init__(instructions=instructions_for(profile, purpose), chat_ctx=ChatContext.empty(),
                          tools=[GuardedEndCallTool(farewell=profile.farewell_text, policy=policy, note_end=note_end)])
 
     async def llm_node(self, chat_ctx: llm.ChatContext, tools: list[llm.Tool], model_settings: ModelSettings):
         last = chat_ctx.items[-1] if chat_ctx.items else None
         decision = None
-        if isinstance(last, llm.ChatMessage) and last.role == "user":
+        if self.screening:
+            return
+        if self.opening and not any(turn.role == "assistant" for turn in conversation_of(chat_ctx)):
+            yield self.opening
+            return
+        if self._keyed:  # the reply press() asked for: the key is the caller's latest word
+            decision = Act(self._keyed[0], Intent("keypad", 1.0))
+        elif isinstance(last, llm.ChatMessage) and last.role == "user":
             decision = await asyncio.to_thread(self.policy.decide, conversation_of(chat_ctx))
             if self.on_intent:
                 self.on_intent(last.text_content or "", decision.intent)
@@ -128,18 +179,61 @@ class PhoneAssistant(Agent):
         async for chunk in Agent.default.llm_node(self, chat_ctx, [], model_settings):
             yield chunk
 
+    # --- the keypad (agent/keypad.py) ---------------------------------------------------------------------------------
+    def press(self, action: str) -> None:
+        """A keypad shortcut's action ("" for a key with none): spoken at once, or run as the next reply's tool."""
+        session = self.session
+        session.interrupt()
+        if action == "hours":
+            session.say(self.policy.hours_sentence())
+        elif action == "repeat":
+            said = [turn.text for turn in conversation_of(session.history) if turn.role == "assistant" and turn.text]
+            session.say(said[-1] if said else self.profile.greeting_text)
+        elif action in ("person", "message"):
+            if action == "person" and self.profile.transfer_number:
+                self._keyed = (TOOLS["transfer"], None)
+            else:
+                reason = MessageReason.no_colleague if action == "person" else MessageReason.asked
+                self._keyed = (TOOLS["message"], reason)
+            session.generate_reply()
+        else:
+            session.say(" ".join(part for part in (NO_SUCH_KEY, describe(self.shortcuts)) if part))
+
+    def _take_keyed(self, tool: str) -> tuple[str, MessageReason | None] | None:
+        keyed, self._keyed = self._keyed, None
+        return keyed if keyed and keyed[0] == tool else None
+
+    # --- tools (run on the turn policy's decision, or a keypad shortcut) --------------------------------------------
+    @function_tool
+    async def take_message(self, context: RunContext) -> llm.ToolResult:
+        """Take a message for the business: the caller's name, a number to call back, and what to pass on."""
+        keyed = self._take_keyed(TOOLS["message"])
+        conversation = conversation_of(context.session.history)
+        reason = keyed[1] if keyed else OFFERED_MESSAGE.get(last_said(conversation), MessageReason.asked)
+        task = TakeMessage(caller_number=self.caller_number, answer=self.policy.yes_or_no)
+        try:
+            message = await task
+        except BaseException:  # the caller hung up halfway: keep what they said
+            partial = task.so_far()
+            if partial.caller_name:
+                self.on_message(partial, reason, False)
+            raise
+        self.on_message(message, reason, True)
+        callback = f" We'll call you back on {read_out(message.callback_number)}." if message.callback_number else ""
+        return await tell(context, f"Thank you, I've passed your message on.{callback} {ASK_END}")
+
     @function_tool
     async def transfer_to_human(self, context: RunContext) -> llm.ToolResult | str:
         """Transfer the caller to a human colleague."""
-        verdict = self.policy.allows("transfer_to_human", conversation_of(context.session.history))
-        if isinstance(verdict, Say):
-            return await tell(context, verdict.text)
-        if not isinstance(verdict, Act):
-            return NOT_ENDED
+        if not self._take_keyed(TOOLS["transfer"]):  # a keypad shortcut is the caller's plain request
+            verdict = self.policy.allows("transfer_to_human", conversation_of(context.session.history))
+            if isinstance(verdict, Say):
+                return await tell(context, verdict.text)
+            if not isinstance(verdict, Act):
+                return NOT_ENDED
         number = self.profile.transfer_number
         if not number:
-            return await tell(context, "I'm sorry, no colleague can take calls right now. I can help you myself, "
-                                       "or you can call back during our opening hours.")
+            return await tell(context, NO_COLLEAGUE)
         try:
             job = get_job_context()
         except RuntimeError:
@@ -148,6 +242,8 @@ class PhoneAssistant(Agent):
         if caller is None:
             return await tell(context, f"I can't transfer you from this line, but you can call {number} to reach "
                                        "a colleague.")
+        if trunk := await self._warm_transfer_trunk(job, number):
+            return await self._warm_transfer(context, job, caller, trunk, number)
         await tell(context, "Sure, I'm transferring you to a colleague now. Please hold.")
         target = transfer_target(number)
         self.note_end(EndReason.transferred, target)  # before: the caller's leg may go while the REFER is answered
@@ -156,8 +252,38 @@ class PhoneAssistant(Agent):
         except Exception as error:  # the carrier refused the REFER, say
             self.note_end(None, None)
             log.warning("transfer to %s failed: %s", target, error)
-            return await tell(context, "I'm sorry, the transfer didn't go through. Please call back in a little while.")
+            return await tell(context, TRANSFER_FAILED)
         return llm.ToolResult("The caller has been transferred.", reply_required=False)
+
+    async def _warm_transfer_trunk(self, job, number: str) -> str:
+        """The outbound trunk a warm transfer dials through; "" for a cold transfer (TRANSFER_MODE)."""
+        if self.profile.transfer_mode == "cold" or number.startswith("sip:"):  # a sip: URI is for a REFER only
+            return ""
+        try:
+            trunk = await managed_outbound_trunk(job.api)
+        except Exception as error:  # the API is down: a REFER needs nothing from it
+            log.warning("no warm transfer: the outbound trunk could not be looked up (%s)", error)
+            return ""
+        if trunk is None and self.profile.transfer_mode == "warm":
+            log.warning("TRANSFER_MODE=warm, but there is no outbound trunk (set SIP_OUTBOUND_ADDRESS and run "
+                        "`python cli.py sip setup`): transferring cold")
+        return trunk.sip_trunk_id if trunk else ""
+
+    async def _warm_transfer(self, context: RunContext, job, caller: rtc.RemoteParticipant, trunk_id: str,
+                             number: str) -> llm.ToolResult:
+        await tell(context, ON_HOLD)
+        caller_words = [turn.text for turn in conversation_of(context.session.history) if turn.role == "user"][-2:]
+        transfer = WarmTransfer(
+            room=job.room, lk=job.api, session=context.session, caller=caller, trunk_id=trunk_id, number=number,
+            briefing=briefing(self.profile.business_name, self.caller_number, caller_words),
+            answer=self.policy.yes_or_no, ringing_timeout=job.proc.userdata["settings"].sip_outbound_ringing_timeout)
+        handover = await transfer.run()
+        if handover is Handover.accepted:
+            self.note_end(EndReason.transferred, f"{transfer_target(number)} (warm)")
+            return llm.ToolResult("The caller is talking to a colleague.", reply_required=False)
+        if handover is Handover.caller_left:
+            return llm.ToolResult("The caller hung up while on hold.", reply_required=False)
+        return await tell(context, COLLEAGUE_UNAVAILABLE)
 
     @function_tool
     async def get_current_time(self, context: RunContext) -> llm.ToolResult:

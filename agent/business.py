@@ -9,15 +9,21 @@ from __future__ import annotations
 import tomllib
 from dataclasses import dataclass, fields
 from datetime import datetime
+from typing import get_args
 
 from opening_hours import OpeningHours, UnknownCountryError
 
-from stack.settings import Settings
+from stack.settings import Settings, TransferMode
+
+from .keypad import parse_keypad
 
 
 def spoken_clock(moment: datetime) -> str:
     """"9 AM", "5:30 PM": a time as it is said."""
     return moment.strftime("%I:%M %p").lstrip("0").replace(":00", "")
+
+
+TRANSFER_MODES = get_args(TransferMode)  # a business file's value is checked like the setting
 
 
 @dataclass(frozen=True)
@@ -32,9 +38,12 @@ class BusinessProfile:
     business_country: str = Settings.default("business_country")
     business_facts: str = Settings.default("business_facts")
     transfer_number: str = Settings.default("transfer_number")
+    transfer_mode: str = Settings.default("transfer_mode")  # auto, warm or cold
     agent_language: str = Settings.default("agent_language")
     greeting: str = Settings.default("greeting")
     farewell: str = Settings.default("farewell")
+    # phone keypad shortcuts, like "0=person, 9=hours" (agent/keypad.py)
+    keypad: str = Settings.default("keypad")
 
     @classmethod
     def load(cls, settings: Settings | None = None) -> BusinessProfile:
@@ -50,7 +59,13 @@ class BusinessProfile:
         values.update(settings.set_values(known))
         profile = cls(**{k: v for k, v in values.items() if k in known})
         profile.opening_schedule()  # a typo fails at start, not in the middle of a call
+        profile.keypad_shortcuts()
+        if profile.transfer_mode not in TRANSFER_MODES:
+            raise ValueError(f"transfer_mode={profile.transfer_mode!r} is not one of {', '.join(TRANSFER_MODES)}")
         return profile
+
+    def keypad_shortcuts(self) -> dict[str, str]:
+        return parse_keypad(self.keypad)
 
     def opening_schedule(self) -> OpeningHours | None:
         if not self.opening_hours:

@@ -102,8 +102,13 @@ class CallLimits:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    def listening(self) -> bool:
+        """False while the caller is on hold or handed over to a colleague (agent/warm_transfer.py): their silence
+        means nothing, and no goodbye may cut in; the trunk's own maximum duration still ends the call."""
+        return self.session.input.audio_enabled
+
     def _on_user_state(self, event) -> None:
-        if self.ending:
+        if self.ending or not self.listening():
             return
         if event.new_state != "away":
             if event.new_state == "speaking":
@@ -119,7 +124,7 @@ class CallLimits:
 
     async def _time_limit(self, delay: float) -> None:
         await asyncio.sleep(delay)
-        if not self.ending:
+        if not self.ending and self.listening():
             log.info("the call reached its time limit (%.0f s): ending it", self.max_duration)
             await self._end(TIME_LIMIT_GOODBYE, EndReason.max_duration)
 

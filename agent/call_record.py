@@ -22,7 +22,7 @@ from typing import Any
 from livekit.agents import AgentSession, CloseReason, JobContext, llm
 
 from calls.aftercall import one_line
-from calls.models import CallKind, EndReason, Role
+from calls.models import CallKind, EndReason, MessageReason, Role
 from calls.recordings import keep_recording
 from calls.store import CallStore, CallStoreError
 
@@ -61,16 +61,23 @@ class CallRecord:
         """The call's record, started `started_ago` seconds ago (when its room was made)."""
         attributes = participant.attributes
         started = datetime.now(UTC) - timedelta(seconds=started_ago)
-        llm_model = settings.local_llm_model if providers.name == "local" else providers.llm_model
-        fields = dict(room=ctx.room.name, kind=CallKind.phone if is_phone else CallKind.web,
-                      caller_number=attributes.get("sip.phoneNumber") if is_phone else None,
-                      dialled_number=attributes.get("sip.trunkPhoneNumber") if is_phone else None,
-                      trunk_id=attributes.get("sip.trunkID") if is_phone else None,
-                      provider=providers.name, llm_model=llm_model, started_at=started)
+        self._start(settings, providers, "", room=ctx.room.name, kind=CallKind.phone if is_phone else CallKind.web,
+                    caller_number=attributes.get("sip.phoneNumber") if is_phone else None,
+                    dialled_number=attributes.get("sip.trunkPhoneNumber") if is_phone else None,
+                    trunk_id=attributes.get("sip.trunkID") if is_phone else None, started_at=started)
+
+    def begin_outbound(self, ctx: JobContext, number: str, *, settings, providers) -> None:
+        """The record of a call the assistant places to `number` (agent/outbound.py)."""
+        self._start(settings, providers, " (outbound)", room=ctx.room.name, kind=CallKind.outbound,
+                    caller_number=number, dialled_number=number, started_at=datetime.now(UTC))
+
+    def _start(self, settings, providers, what: str, **fields) -> None:
+        fields.update(provider=providers.name,
+                      llm_model=settings.local_llm_model if providers.name == "local" else providers.llm_model)
 
         def start() -> None:
             self.call_id = self.store.start_call(**fields)
-            log.info("call record %s", self.call_id)
+            log.info("call record %s%s", self.call_id, what)
         self._write(start)
 
     def note_end(self, reason: EndReason | None, detail: str | None = None) -> None:
@@ -85,6 +92,29 @@ class CallRecord:
     def end(self, reason: EndReason, detail: str | None = None) -> None:
         self._write(lambda: self.store.end_call(self.call_id, reason, detail))
 
+    def message_taken(self, message, reason: MessageReason, finished: bool = True) -> None:
+        """A message the caller left (agent/take_message.py). Where it cannot be stored, the agent's log (private
+        to its user) keeps it, so the business still gets it."""
+        text = message.text if finished else f"(the call ended before the message was finished) {message.text}"
+        at = datetime.now(UTC)
+
+        def add() -> None:
+            try:
+                self.store.add_message(self.call_id, caller_name=message.caller_name,
+                                       callback_number=message.callback_number, text=text.strip(), reason=reason,
+                                       taken_at=at)
+            except Exception:
+                self._log_message(message.caller_name, message.callback_number, text)
+                raise
+        if self.store is None or self._failed:
+            self._log_message(message.caller_name, message.callback_number, text)
+        else:
+            self._write(add)
+
+    def _log_message(self, name: str, number: str, text: str) -> None:
+        log.error("a message could not be stored in the call store; it was: name %r, number %r, message %r",
+                  name, number, text)
+
     def _on_close(self, event) -> None:
         if self._noted:
             self.end(*self._noted)
@@ -98,11 +128,12 @@ class CallRecord:
             self.end(EndReason.assistant_ended)
 
     # --- the session's events -----------------------------------------------------------------------------------------
-    def attach(self, session: AgentSession, ctx: JobContext) -> None:
-        """Turns, tool runs and the end from `session`, which has just started (the assistant picked up); the
-        recording, if the session makes one, from the job's session folder."""
-        answered = datetime.now(UTC)
-        self._write(lambda: self.store.mark_answered(self.call_id, answered))
+    def attach(self, session: AgentSession, ctx: JobContext, *, answered: bool = True) -> None:
+        """Turns, tool runs and the end from `session`, which has just started (the assistant picked up, unless
+        `answered` is False: a call we place is answered later, `answered()`); the recording, if the session makes
+        one, from the job's session folder."""
+        if answered:
+            self.answered()
         session.on("conversation_item_added", self._on_item)
         session.on("function_tools_executed", self._on_tools)
         session.on("close", self._on_close)
@@ -111,6 +142,10 @@ class CallRecord:
             # The recorder has written and closed the file when "close" is emitted; the job's temporary folder
             # goes with the process, so it is copied out now.
             session.on("close", lambda _event: self._write(lambda: self._keep(audio)))
+
+    def answered(self) -> None:
+        at = datetime.now(UTC)
+        self._write(lambda: self.store.mark_answered(self.call_id, at))
 
     def _on_item(self, event) -> None:
         item = event.item

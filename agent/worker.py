@@ -18,6 +18,7 @@ from collections.abc import Callable
 
 from livekit import api, rtc
 from livekit.agents import NOT_GIVEN, AgentServer, AgentSession, JobContext, JobProcess, JobRequest, room_io
+from livekit.agents.voice.amd import AMDCategory
 from livekit.plugins import silero
 
 from calls.aftercall import QUIET_S, AfterCall
@@ -42,6 +43,9 @@ from .failures import (
     hang_up,
 )
 from .first_clause import first_clause_tts
+from .keypad import Keypad
+from .outbound import IDENTITY as OUTBOUND_IDENTITY
+from .outbound import LEAVE_A_MESSAGE, OutboundCall, detect_and_dial, dial_outcome, opening_line, voicemail_message
 from .providers import build_plugins, choose_providers, session_connect_options
 from .turn_end import TranscriptTurnDetector, turn_detector
 from .turn_policy import TurnPolicy
@@ -252,6 +256,9 @@ async def phone_call(ctx: JobContext) -> None:
     providers = ctx.proc.userdata["providers"]
     voice = ctx.proc.userdata["offline_voice"]
     await ctx.connect()
+    if outbound := OutboundCall.from_metadata(ctx.job.metadata):
+        await call_out(ctx, outbound, policy)
+        return
     try:
         participant = await asyncio.wait_for(ctx.wait_for_participant(), CALLER_WAIT_S)
     except TimeoutError:
@@ -266,12 +273,10 @@ async def phone_call(ctx: JobContext) -> None:
     log.debug("call from %s in room %s", caller_number or participant.identity, ctx.room.name)
     # Its record in the call store, written turn by turn from a thread of its own; the last writes land before the
     # job's process ends.
-    record = CallRecord(ctx.proc.userdata["call_store"],
-                        recordings_dir=settings.recordings_dir if settings.record_calls else None)
+    record = call_record(ctx, settings)
     started_ago = seconds_since(ctx.room.creation_time)
     record.begin(ctx, participant, is_phone=is_phone, settings=settings, providers=providers,
                  started_ago=started_ago)
-    ctx.add_shutdown_callback(record.aclose)
 
     if ctx.room.local_participant.attributes.get(BUSY_ATTRIBUTE):
         log.warning("all %d lines busy: telling the caller to call back (job %s)", settings.agent_max_calls,
@@ -290,6 +295,29 @@ async def phone_call(ctx: JobContext) -> None:
         await apologize_and_hand_over(ctx, voice, profile.transfer_number, "AI provider unavailable", record, problem)
         return
 
+    session = await converse(ctx, policy, record, caller_number, keypad=is_phone)
+    # A fixed greeting needs no LLM round trip, and its audio is ready, so the caller hears us at once.
+    greeting = ctx.proc.userdata.get("greeting")
+    session.say(profile.greeting_text, audio=frames_of(greeting) if greeting else NOT_GIVEN, allow_interruptions=False)
+    # A silent caller is asked, then let go; a call nearing the trunk's maximum duration is ended with a goodbye.
+    CallLimits(session, silence=settings.agent_silence_timeout or None,
+               max_duration=max_duration_of(participant.attributes) if is_phone else None,
+               started_ago=started_ago, note_end=record.note_end).start()
+
+
+def call_record(ctx: JobContext, settings: Settings) -> CallRecord:
+    record = CallRecord(ctx.proc.userdata["call_store"],
+                        recordings_dir=settings.recordings_dir if settings.record_calls else None)
+    ctx.add_shutdown_callback(record.aclose)
+    return record
+
+
+async def converse(ctx: JobContext, policy: TurnPolicy, record: CallRecord, caller_number: str | None, *,
+                   keypad: bool, opening: str = "", purpose: str = "",
+                   participant_identity: str | None = None) -> AgentSession:
+    """The conversation: the session (VAD, STT, end of turn, the assistant, TTS) started in the call's room."""
+    settings, providers = ctx.proc.userdata["settings"], ctx.proc.userdata["providers"]
+    profile = policy.profile
     stt, llm, tts = build_plugins(providers, profile.agent_language, stt_prompt=policy.transcription_prompt())
     detector = turn_detector(providers)
     session = AgentSession(
@@ -308,20 +336,67 @@ async def phone_call(ctx: JobContext) -> None:
         detector.prime_after_replies(session)
         ctx.add_shutdown_callback(detector.aclose)
     # How the call ends, the room deleted: the caller hung up, a goodbye, or an apology after the AI failed.
-    CallEnding(ctx, session, ctx.proc.userdata["provider_health"], voice, profile.transfer_number, record).watch()
+    CallEnding(ctx, session, ctx.proc.userdata["provider_health"], ctx.proc.userdata["offline_voice"],
+               profile.transfer_number, record).watch()
     assistant = PhoneAssistant(profile, policy, caller_number, on_intent=record.intent_decided,
-                               note_end=record.note_end)
+                               note_end=record.note_end, on_message=record.message_taken, opening=opening,
+                               purpose=purpose)
     await session.start(agent=assistant, room=ctx.room, record=AUDIO_ONLY if settings.record_calls else NOT_GIVEN,
-                        room_options=room_io.RoomOptions(text_input=room_io.TextInputOptions(
-                            text_input_cb=capped_chat(settings.agent_max_chat_chars))))
-    record.attach(session, ctx)
-    # A fixed greeting needs no LLM round trip, and its audio is ready, so the caller hears us at once.
-    greeting = ctx.proc.userdata.get("greeting")
-    session.say(profile.greeting_text, audio=frames_of(greeting) if greeting else NOT_GIVEN, allow_interruptions=False)
-    # A silent caller is asked, then let go; a call nearing the trunk's maximum duration is ended with a goodbye.
-    CallLimits(session, silence=settings.agent_silence_timeout or None,
-               max_duration=max_duration_of(participant.attributes) if is_phone else None,
-               started_ago=started_ago, note_end=record.note_end).start()
+                        room_options=room_io.RoomOptions(
+                            participant_identity=participant_identity or NOT_GIVEN,
+                            text_input=room_io.TextInputOptions(
+                                text_input_cb=capped_chat(settings.agent_max_chat_chars))))
+    record.attach(session, ctx, answered=not opening)  # a call we place is answered once the callee picks up
+    if keypad:  # keypad shortcuts, and digits keyed where the assistant asks for a number
+        Keypad(session, assistant.shortcuts, assistant.press).listen(ctx.room)
+    return session
+
+
+async def call_out(ctx: JobContext, call: OutboundCall, policy: TurnPolicy) -> None:
+    """An outbound call (agent/outbound.py): dialled with answering-machine detection; a person gets a
+    conversation, a voicemail greeting a short message after it, and every other end an outcome on record."""
+    settings, providers = ctx.proc.userdata["settings"], ctx.proc.userdata["providers"]
+    profile = policy.profile
+    log.info("outbound call started (job %s)", ctx.job.id)
+    record = call_record(ctx, settings)
+    record.begin_outbound(ctx, call.number, settings=settings, providers=providers)
+    if ctx.room.local_participant.attributes.get(BUSY_ATTRIBUTE):
+        log.warning("all %d lines in use: the outbound call is not placed", settings.agent_max_calls)
+        record.end(EndReason.no_free_line)
+        await hang_up(ctx, "no free line for an outbound call")
+        return
+    if problem := await ctx.proc.userdata["provider_health"].problem():
+        log.error("%s: the outbound call is not placed", problem)
+        record.end(EndReason.error, problem)
+        await hang_up(ctx, "AI provider unavailable")
+        return
+    session = await converse(ctx, policy, record, call.number, keypad=True,
+                             opening=opening_line(profile, call.purpose), purpose=call.purpose,
+                             participant_identity=OUTBOUND_IDENTITY)
+    try:
+        verdict = await detect_and_dial(ctx, session, call, on_answer=record.answered)
+    except Exception as error:  # busy, no answer, declined, a trunk that fails
+        reason, detail = dial_outcome(error)
+        log.info("the outbound call did not connect: %s (%s)", reason.value, detail)
+        record.end(reason, detail)
+        await hang_up(ctx, f"outbound call: {reason.value}")
+        return
+    if verdict.category in LEAVE_A_MESSAGE or verdict.category == AMDCategory.MACHINE_UNAVAILABLE:
+        leave = verdict.category in LEAVE_A_MESSAGE
+        record.note_end(EndReason.voicemail_left if leave else EndReason.voicemail_unavailable,
+                        verdict.transcript[:500] or None)
+        if leave:
+            callback = settings.sip_outbound_number or settings.sip_numbers[0]
+            await session.say(voicemail_message(profile, call.purpose, callback),
+                              allow_interruptions=False).wait_for_playout()
+        # Nothing after the message (no reply to the greeting's words); CallEnding then hangs up.
+        session.shutdown(drain=False)
+        return
+    # A person, or AMD could not tell: talking to a machine is the smaller mistake than hanging up on a person.
+    session.current_agent.screening = False
+    session.generate_reply()  # the opening
+    CallLimits(session, silence=settings.agent_silence_timeout or None, max_duration=None, started_ago=0.0,
+               note_end=record.note_end).start()
 
 
 def capped_chat(max_chars: int):

@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from agent.embeddings import shared_embedder
 from agent.intents import ACTIONS, EXEMPLARS, INTENTS, ClassifierOptions, IntentClassifier, read_labelled
-from agent.turn_policy import ACT_THRESHOLD, CONFIRM_THRESHOLD
+from agent.turn_policy import ACT_THRESHOLD, CONFIRM_THRESHOLD, MESSAGE_THRESHOLD
 from bench.report import replace_section
 
 HELD_OUT = Path(__file__).resolve().parent.parent / "tests" / "data" / "caller_intents.csv"
@@ -86,6 +86,11 @@ def evaluate(classifier: IntentClassifier, held_out: list[tuple[str, str]], act:
     confidence = [float(np.max(row)) for row in probabilities]
     result = {"accuracy": np.mean([p == t for p, (_, t) in zip(predicted, held_out)]), "ms": per_text_ms,
               "predicted": predicted}
+    taken = [p == "message" and c >= MESSAGE_THRESHOLD for p, c in zip(predicted, confidence)]
+    wanted = [t == "message" for _, t in held_out]
+    result["message"] = {"false": [held_out[i] for i, a in enumerate(taken) if a and not wanted[i]],
+                         "missed": [held_out[i] for i, w in enumerate(wanted) if w and not taken[i]],
+                         "recall": sum(a and w for a, w in zip(taken, wanted)) / max(sum(wanted), 1)}
     for action in ACTIONS:
         acted = [p == action and c >= act[action] for p, c in zip(predicted, confidence)]
         asked = [p == action and CONFIRM_THRESHOLD <= c < act[action] for p, c in zip(predicted, confidence)]
@@ -165,13 +170,15 @@ def main() -> int:
               f"end-call recall {end['recall']:.1%} ({end['recall_with_confirmation']:.1%} with the question first), "
               f"{end['confirmations']} asked; false transfers {len(transfer['false'])}, transfer recall "
               f"{transfer['recall']:.1%} ({transfer['recall_with_confirmation']:.1%}), "
-              f"{transfer['confirmations']} asked."]
+              f"{transfer['confirmations']} asked. Taking a message (from {MESSAGE_THRESHOLD:.2f}, no question "
+              f"first: it ends nothing): {result['message']['recall']:.1%} of the message requests, "
+              f"{len(result['message']['false'])} turns of other intents."]
     details = ["\nConfusion matrix of the default method on the held-out set (rows: the label; columns: the top "
                "intent, "
                "before thresholds):\n", confusion_table(held_out, result["predicted"]), "",
                "By category (`foreign`: Spanish, French and German callers; the English prompts and sentences aside, "
                "the multilingual embedding carries these):\n", category_table(held_out, result["predicted"]), ""]
-    for action in ACTIONS:
+    for action in (*ACTIONS, "message"):
         for text, truth in result[action]["false"]:
             details.append(f"- false {action}: \"{text}\" (labelled {truth})")
         for text, _ in result[action]["missed"]:

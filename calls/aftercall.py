@@ -78,7 +78,9 @@ class AfterCall:
         self._task = asyncio.get_running_loop().create_task(self.run(), name="after-call")
 
     async def run(self, poll_s: float = POLL_S) -> None:
+        started_at = now()
         self._spawn(self.retry_pending())  # alongside: a minute of retries must not hold up this worker's calls
+        self._spawn(self.retry_left_over(started_at))
         while True:
             await asyncio.sleep(poll_s)
             try:
@@ -100,14 +102,15 @@ class AfterCall:
                 started.append(self._spawn(self.finish(call.id)))
         return started
 
-    async def retry_pending(self, older_than: timedelta = STALE_PENDING) -> list[tuple[str, webhook.Delivery | None]]:
-        """Webhooks a stopped worker left pending (ended over `older_than` ago): tried again, their earlier tries
-        counting, all at once, each after its summary if that is missing; each call's id and how its delivery
-        went."""
+    async def retry_pending(self, older_than: timedelta = STALE_PENDING, *, ended_before: datetime | None = None
+                            ) -> list[tuple[str, webhook.Delivery | None]]:
+        """Webhooks a stopped worker left pending (ended over `older_than` ago, or before `ended_before`): tried
+        again, their earlier tries counting, all at once, each after its summary if that is missing; each call's id
+        and how its delivery went."""
         if not self.settings.call_webhook_url:
             return []
         try:
-            pending = await asyncio.to_thread(self.store.pending_webhooks, now() - older_than)
+            pending = await asyncio.to_thread(self.store.pending_webhooks, ended_before or now() - older_than)
         except Exception as error:
             log.warning("could not look for pending webhooks: %s", one_line(error))
             return []
@@ -120,6 +123,14 @@ class AfterCall:
                 log.warning("the webhook for call %s was not sent: %s", call.id, one_line(result))
         return [(call.id, result if isinstance(result, webhook.Delivery) else None)
                 for call, result in zip(pending, results, strict=True)]
+
+    async def retry_left_over(self, started_at: datetime, wait_s: float = STALE_PENDING.total_seconds()
+                              ) -> list[tuple[str, webhook.Delivery | None]]:
+        """The calls the first pass found too fresh (another worker may have been finishing them; a restart leaves
+        the last calls' summaries and webhooks like that), once they are as old: those that ended before this
+        worker started (the later ones are its own)."""
+        await asyncio.sleep(wait_s)
+        return await self.retry_pending(ended_before=started_at)
 
     def _spawn(self, work) -> asyncio.Task:
         task = asyncio.create_task(work)

@@ -4,6 +4,8 @@
     calls show ID [--json]          (ID: the whole id, or its first characters)
     calls export --format jsonl|csv [--output FILE] [--since ...] [--number ...]
     calls deliver                   (send the end-of-call webhooks still pending now)
+
+and `python cli.py messages [--open] [--since 1d] [--limit N] [--json] [--done ID]`: the messages callers left.
 """
 
 from __future__ import annotations
@@ -121,6 +123,49 @@ def show_call(call_id: Annotated[str, typer.Argument(metavar="ID", help="The cal
         out.print(_transcript_line(turn, started), highlight=False, soft_wrap=True)
     if not shape["turns"]:
         out.print("(no turns recorded)")
+    for message in shape["messages"]:
+        out.print(f"\nmessage: {escape(_message_line(message))}", highlight=False, soft_wrap=True)
+
+
+def list_messages(
+    since: Annotated[str | None, typer.Option(help="Only messages left since then: 30m, 2h, 7d, or a date/time.")]
+    = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    limit: Annotated[int, typer.Option(min=1, help="At most this many messages, newest first.")] = 50,
+    open_only: Annotated[bool, typer.Option("--open", help="Only those nobody has dealt with yet.")] = False,
+    done: Annotated[int | None, typer.Option("--done", metavar="ID", help="Mark message ID as dealt with.")] = None,
+):
+    """The messages callers left (when no one could take their call), newest first: who, a number to call back,
+    and what they said. `calls show ID` shows the whole call; `--done ID` marks one as dealt with."""
+    if done is not None:
+        with opened_store() as store:
+            changed = store.mark_message_handled(done)
+        out.print(f"message {done} marked as dealt with" if changed else f"message {done} was already dealt with")
+        return
+    since_time = parse_since(since)
+    with opened_store() as store:
+        messages = [message.to_dict() for message in store.list_messages(since=since_time, limit=limit,
+                                                                          open_only=open_only)]
+    if as_json:
+        print(json.dumps(messages, indent=2, ensure_ascii=False))
+        return
+    if not messages:
+        out.print("No open messages." if open_only else "No messages" + (" since then." if since else " yet."))
+        return
+    table = Table(box=None, pad_edge=False)
+    for column in ("id", "left", "call", "name", "call back on", "message", "why", "dealt with"):
+        table.add_column(column, overflow="fold")
+    for message in messages:
+        table.add_row(str(message["id"]), _local(message["taken_at"]), message["call_id"][:8],
+                      escape(message["caller_name"] or "-"), message["callback_number"] or "-",
+                      escape(message["text"]), message["reason"].replace("_", " "),
+                      _local(message["handled_at"]) if message["handled_at"] else "no")
+    out.print(table)
+
+
+def _message_line(message: dict) -> str:
+    number = f" on {message['callback_number']}" if message["callback_number"] else ""
+    return f"{message['caller_name'] or '(no name)'}{number}: {message['text']} ({message['reason'].replace('_', ' ')})"
 
 
 @calls_app.command("export")

@@ -1,4 +1,5 @@
-"""The call store's tables: one row per call, one per turn of it (SQLAlchemy 2 declarative).
+"""The call store's tables: one row per call, one per turn of it, one per message a caller left (SQLAlchemy 2
+declarative).
 
 Times are timezone-aware UTC in Python on every database (SQLite keeps them as naive UTC text). Every column that
 can change the schema has an Alembic migration in calls/migrations/versions; change both together.
@@ -26,6 +27,14 @@ class EndReason(enum.StrEnum):
     max_duration = "max_duration"                # the trunk's maximum call duration reached
     silence = "silence"                          # nobody spoke for AGENT_SILENCE_TIMEOUT twice
     rejected_repeat_caller = "rejected_repeat_caller"  # the caller already had AGENT_MAX_CALLS_PER_CALLER calls
+    # Outbound calls (`cli.py dial`) that never became a conversation; end_detail: the SIP status or the error.
+    no_answer = "no_answer"                      # rang out, or the other side timed out
+    callee_busy = "callee_busy"                  # 486 Busy Here / 600 Busy Everywhere
+    declined = "declined"                        # 603 Decline
+    dial_failed = "dial_failed"                  # any other failure to connect
+    no_free_line = "no_free_line"                # every line of the agent was in use: nothing was dialled
+    voicemail_left = "voicemail_left"            # an answering machine: the message was left after its greeting
+    voicemail_unavailable = "voicemail_unavailable"  # a machine that takes no message (mailbox full, not set up)
 
 
 # Told by the code that ends a call, just before it does, why (the session's close reason cannot tell a goodbye from
@@ -40,6 +49,7 @@ def no_note(_reason: EndReason | None, _detail: str | None = None) -> None:
 class CallKind(enum.StrEnum):
     phone = "phone"   # a SIP caller
     web = "web"       # the playground page (a web-... room)
+    outbound = "outbound"  # a call the assistant placed (`cli.py dial`); caller_number: the number called
 
 
 class Role(enum.StrEnum):
@@ -111,6 +121,8 @@ class Call(Base):
 
     turns: Mapped[list[Turn]] = relationship(back_populates="call", order_by="Turn.seq",
                                              cascade="all, delete-orphan", passive_deletes=True)
+    messages: Mapped[list[Message]] = relationship(back_populates="call", order_by="Message.id",
+                                                   cascade="all, delete-orphan", passive_deletes=True)
 
     def to_dict(self, *, status: str, turns: bool = True) -> dict[str, Any]:
         """The call as JSON-ready values (times ISO 8601 UTC); `status` from CallStore.status()."""
@@ -119,6 +131,7 @@ class Call(Base):
         shape["duration_s"] = round((self.ended_at - self.started_at).total_seconds(), 3) if self.ended_at else None
         if turns:
             shape["turns"] = [turn.to_dict() for turn in self.turns]
+            shape["messages"] = [message.to_dict() for message in self.messages]
         return shape
 
 
@@ -148,12 +161,40 @@ class Turn(Base):
         return {column: _json_value(getattr(self, column)) for column in TURN_FIELDS}
 
 
+class Message(Base):
+    """A message the caller left for the business (agent/take_message.py): who, a number to call back, and what."""
+    __tablename__ = "messages"
+    __table_args__ = (Index("ix_messages_taken_at", "taken_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    call_id: Mapped[str] = mapped_column(ForeignKey("calls.id", ondelete="CASCADE"), index=True)
+    taken_at: Mapped[datetime] = mapped_column(default=now)
+    caller_name: Mapped[str] = mapped_column(Text, default="")
+    callback_number: Mapped[str] = mapped_column(String(64), default="")  # digits as read back to the caller
+    text: Mapped[str] = mapped_column(Text, default="")
+    reason: Mapped[str] = mapped_column(String(64), default="")  # why a message: MessageReason
+    handled_at: Mapped[datetime | None]  # someone dealt with it (`cli.py messages --done ID`); None: open
+
+    call: Mapped[Call] = relationship(back_populates="messages")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {column: _json_value(getattr(self, column)) for column in MESSAGE_FIELDS}
+
+
+class MessageReason(enum.StrEnum):
+    asked = "asked"                          # the caller asked to leave one
+    no_colleague = "no_colleague"            # a person was asked for and no transfer number is set
+    transfer_failed = "transfer_failed"      # the transfer was refused or failed
+    unanswered = "unanswered"                # a question the business's facts do not answer
+
+
 # The JSON shapes' keys, in this order.
 CALL_FIELDS = ("id", "room", "kind", "caller_number", "dialled_number", "trunk_id", "started_at", "answered_at",
                "ended_at", "end_reason", "end_detail", "provider", "llm_model", "summary", "outcome",
                "recording_path", "webhook_state", "webhook_attempts", "webhook_last_error")
 TURN_FIELDS = ("seq", "role", "text", "started_at", "ended_at", "interrupted", "intent", "intent_confidence",
                "tool_name", "tool_args", "metrics")
+MESSAGE_FIELDS = ("id", "call_id", "taken_at", "caller_name", "callback_number", "text", "reason", "handled_at")
 
 
 def _json_value(value: Any) -> Any:

@@ -26,11 +26,13 @@ from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from stack.errors import StackError
 
-from .models import Call, CallKind, EndReason, Role, Turn, WebhookState, now
+from .models import Call, CallKind, EndReason, Message, MessageReason, Role, Turn, WebhookState, now
 
 log = logging.getLogger("calls")
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 SQLITE_FILE = "calls.sqlite3"
+# A call read whole: its turns and the messages left in it, loaded with it (a detached copy cannot load them later).
+WHOLE_CALL = (selectinload(Call.turns), selectinload(Call.messages))
 # A PostgreSQL advisory lock key of our own (any 64-bit number): one migrating process at a time.
 MIGRATION_LOCK_KEY = 0x63616C6C73746F72  # "callstor"
 
@@ -41,6 +43,10 @@ class CallStoreError(StackError):
 
 class UnknownCall(CallStoreError):
     """No call has this id (or id prefix)."""
+
+
+class UnknownMessage(CallStoreError):
+    """No message has this id."""
 
 
 def database_url(settings) -> URL:
@@ -197,6 +203,29 @@ class CallStore:
                 raise UnknownCall(f"no call with id {call_id}")
             return done.rowcount == 1
 
+    def add_message(self, call_id: str, *, caller_name: str, callback_number: str, text: str,
+                    reason: MessageReason | str, taken_at: datetime | None = None) -> int:
+        """A message the caller left during this call; its id."""
+        with self._session() as session:
+            if session.get(Call, call_id) is None:
+                raise UnknownCall(f"no call with id {call_id}")
+            message = Message(call_id=call_id, caller_name=caller_name, callback_number=callback_number, text=text,
+                              reason=MessageReason(reason).value, taken_at=taken_at or now())
+            session.add(message)
+            session.flush()
+            return message.id
+
+    def mark_message_handled(self, message_id: int, at: datetime | None = None) -> bool:
+        """Marks a message as dealt with; False if it already was; UnknownMessage if there is none."""
+        with self._session() as session:
+            message = session.get(Message, message_id)
+            if message is None:
+                raise UnknownMessage(f"no message with id {message_id}: `python cli.py messages` lists them")
+            if message.handled_at is not None:
+                return False
+            message.handled_at = at or now()
+            return True
+
     def set_recording(self, call_id: str, path: str | Path | None) -> None:
         self._update(call_id, recording_path=str(path) if path else None)
 
@@ -221,10 +250,10 @@ class CallStore:
         """The call with this id, or the one call whose id starts with it (at least 4 characters), with its turns;
         UnknownCall otherwise."""
         with self._session() as session:
-            call = session.get(Call, call_id, options=[selectinload(Call.turns)])
+            call = session.get(Call, call_id, options=list(WHOLE_CALL))
             if call is None and len(call_id) >= 4:
                 found = session.scalars(select(Call).where(Call.id.startswith(call_id, autoescape=True))
-                                        .options(selectinload(Call.turns)).limit(2)).all()
+                                        .options(*WHOLE_CALL).limit(2)).all()
                 if len(found) > 1:
                     raise UnknownCall(f"more than one call has an id starting with {call_id}: give more of it")
                 call = found[0] if found else None
@@ -237,7 +266,20 @@ class CallStore:
         """Calls started at or after `since`, from or to a number containing `number`, newest first."""
         query = _matching(since, number).order_by(Call.started_at.desc(), Call.id)
         if turns:
-            query = query.options(selectinload(Call.turns))
+            query = query.options(*WHOLE_CALL)
+        if limit is not None:
+            query = query.limit(limit)
+        with self._session() as session:
+            return list(session.scalars(query))
+
+    def list_messages(self, since: datetime | None = None, limit: int | None = 100, *,
+                      open_only: bool = False) -> list[Message]:
+        """Messages left at or after `since` (only those not yet handled, if `open_only`), newest first."""
+        query = select(Message).order_by(Message.taken_at.desc(), Message.id.desc())
+        if since is not None:
+            query = query.where(Message.taken_at >= since)
+        if open_only:
+            query = query.where(Message.handled_at.is_(None))
         if limit is not None:
             query = query.limit(limit)
         with self._session() as session:
@@ -248,7 +290,7 @@ class CallStore:
         if not rooms:
             return []
         query = (select(Call).where(Call.room.in_(list(rooms)), Call.ended_at >= ended_after)
-                 .order_by(Call.ended_at).options(selectinload(Call.turns)))
+                 .order_by(Call.ended_at).options(*WHOLE_CALL))
         with self._session() as session:
             return list(session.scalars(query))
 
@@ -262,7 +304,7 @@ class CallStore:
     def iter_calls(self, since: datetime | None = None, number: str | None = None,
                    batch: int = 200) -> Iterator[Call]:
         """Every matching call with its turns, oldest first, read `batch` at a time (exports)."""
-        query = _matching(since, number).order_by(Call.started_at, Call.id).options(selectinload(Call.turns))
+        query = _matching(since, number).order_by(Call.started_at, Call.id).options(*WHOLE_CALL)
         offset = 0
         while True:
             with self._session() as session:

@@ -1,4 +1,5 @@
-"""Inbound SIP trunk and dispatch rule, provisioned idempotently through livekit-api.
+"""Inbound SIP trunk and dispatch rule, and the outbound trunk when one is configured, provisioned idempotently through
+livekit-api.
 
 Everything setup creates carries `metadata=MANAGED_MARKER`, so setup reuses it and teardown deletes only it.
 """
@@ -31,6 +32,14 @@ MEDIA_ENCRYPTION = {
 }
 
 
+TRANSPORTS = {
+    "auto": api.SIPTransport.SIP_TRANSPORT_AUTO,
+    "udp": api.SIPTransport.SIP_TRANSPORT_UDP,
+    "tcp": api.SIPTransport.SIP_TRANSPORT_TCP,
+    "tls": api.SIPTransport.SIP_TRANSPORT_TLS,
+}
+
+
 def _duration(seconds: int) -> dict | None:
     """A protobuf Duration, as the message constructor takes it."""
     return {"seconds": seconds} if seconds else None
@@ -54,6 +63,13 @@ class SipConfig:
     ringing_timeout: int = Settings.default("sip_ringing_timeout")
     trunk_name: str = "phone-assistant inbound"
     rule_name: str = "phone-assistant dispatch"
+    # Outbound calls (`cli.py dial`): an outbound trunk to this SIP server when it is set.
+    outbound_address: str = ""
+    outbound_transport: str = Settings.default("sip_outbound_transport")
+    outbound_username: str = ""
+    outbound_password: str = ""
+    outbound_number: str = ""  # caller ID; empty: the first of `numbers`
+    outbound_trunk_name: str = "phone-assistant outbound"
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SipConfig:
@@ -69,6 +85,11 @@ class SipConfig:
             allow_open_trunk=settings.sip_allow_open_trunk,
             max_call_duration=settings.sip_max_call_duration,
             ringing_timeout=settings.sip_ringing_timeout,
+            outbound_address=settings.sip_outbound_address,
+            outbound_transport=settings.sip_outbound_transport,
+            outbound_username=settings.sip_outbound_username,
+            outbound_password=settings.sip_outbound_password,
+            outbound_number=settings.sip_outbound_number,
         )
 
     @property
@@ -98,6 +119,12 @@ class SipConfig:
             raise StackError(f"SIP_MEDIA_ENCRYPTION={self.media_encryption!r} is not one of "
                              f"{', '.join(MEDIA_ENCRYPTION)}: disable (plain RTP), allow (SRTP when the carrier offers "
                              "it) or require (SRTP only)")
+        if bool(self.outbound_username) != bool(self.outbound_password):
+            raise StackError("outbound SIP auth needs both a username and a password (SIP_OUTBOUND_USERNAME, "
+                             "SIP_OUTBOUND_PASSWORD)")
+        if self.outbound_transport not in TRANSPORTS:
+            raise StackError(f"SIP_OUTBOUND_TRANSPORT={self.outbound_transport!r} is not one of "
+                             f"{', '.join(TRANSPORTS)}")
         if exposed_at and self.is_open and not self.allow_open_trunk:
             raise StackError(
                 f"refusing an open trunk: SIP is reachable at {exposed_at}, and a trunk with neither digest auth nor "
@@ -119,6 +146,21 @@ class SipConfig:
             ringing_timeout=_duration(self.ringing_timeout),
         )
 
+    def outbound_trunk(self) -> api.SIPOutboundTrunkInfo | None:
+        """The outbound trunk (None: no SIP_OUTBOUND_ADDRESS, no outbound calls)."""
+        if not self.outbound_address:
+            return None
+        return api.SIPOutboundTrunkInfo(
+            name=self.outbound_trunk_name,
+            metadata=MANAGED_MARKER,
+            address=self.outbound_address,
+            transport=TRANSPORTS[self.outbound_transport],
+            numbers=[self.outbound_number or self.numbers[0]],
+            auth_username=self.outbound_username,
+            auth_password=self.outbound_password,
+            media_encryption=MEDIA_ENCRYPTION.get(self.media_encryption, MEDIA_ENCRYPTION["disable"]),
+        )
+
     def rule(self, trunk_id: str) -> api.SIPDispatchRuleInfo:
         return api.SIPDispatchRuleInfo(
             name=self.rule_name,
@@ -138,6 +180,7 @@ class SetupResult:
     trunk_id: str
     rule_id: str
     actions: list[str]
+    outbound_trunk_id: str = ""  # "": no outbound trunk configured
 
 
 async def participants_of(lk: api.LiveKitAPI, rooms: list[api.Room]) -> list[list[api.ParticipantInfo]]:
@@ -205,6 +248,21 @@ def _same_trunk(current: api.SIPInboundTrunkInfo, wanted: api.SIPInboundTrunkInf
     return all(value(current, f) == value(wanted, f) for f in fields)
 
 
+def _same_outbound_trunk(current: api.SIPOutboundTrunkInfo, wanted: api.SIPOutboundTrunkInfo) -> bool:
+    fields = ("address", "transport", "numbers", "auth_username", "auth_password", "media_encryption")
+    return all((list(getattr(current, f)) if f == "numbers" else getattr(current, f)) ==
+               (list(getattr(wanted, f)) if f == "numbers" else getattr(wanted, f)) for f in fields)
+
+
+async def outbound_trunks(lk: api.LiveKitAPI) -> list[api.SIPOutboundTrunkInfo]:
+    return list((await lk.sip.list_outbound_trunk(api.ListSIPOutboundTrunkRequest())).items)
+
+
+async def managed_outbound_trunk(lk: api.LiveKitAPI) -> api.SIPOutboundTrunkInfo | None:
+    """Our outbound trunk, if `sip setup` made one."""
+    return next((trunk for trunk in await outbound_trunks(lk) if is_managed(trunk)), None)
+
+
 def _same_rule(current: api.SIPDispatchRuleInfo, wanted: api.SIPDispatchRuleInfo) -> bool:
     return (current.rule == wanted.rule and list(current.trunk_ids) == list(wanted.trunk_ids)
             and current.room_config == wanted.room_config and dict(current.attributes) == dict(wanted.attributes))
@@ -255,7 +313,30 @@ async def setup(lk: api.LiveKitAPI, config: SipConfig, dry_run: bool = False, ex
         if created_trunk:  # nothing half-created
             await lk.sip.delete_trunk(api.DeleteSIPTrunkRequest(sip_trunk_id=trunk_id))
         raise
-    return SetupResult(trunk_id, rule_id, actions)
+    outbound_id = await _reconcile_outbound(lk, config, dry_run, actions)
+    return SetupResult(trunk_id, rule_id, actions, outbound_id)
+
+
+async def _reconcile_outbound(lk: api.LiveKitAPI, config: SipConfig, dry_run: bool, actions: list[str]) -> str:
+    """Creates, updates or keeps our outbound trunk; deletes it when no outbound address is configured any more."""
+    current = await managed_outbound_trunk(lk)
+    wanted = config.outbound_trunk()
+    if wanted is None:
+        if current is not None:
+            actions.append(f"delete outbound trunk {current.sip_trunk_id} (no SIP_OUTBOUND_ADDRESS)")
+            if not dry_run:
+                await lk.sip.delete_trunk(api.DeleteSIPTrunkRequest(sip_trunk_id=current.sip_trunk_id))
+        return ""
+    for trunk in await outbound_trunks(lk):
+        if not is_managed(trunk) and trunk.name == config.outbound_trunk_name:
+            raise StackError(f"an outbound trunk named {trunk.name!r} ({trunk.sip_trunk_id}) exists that `sip setup` "
+                             "did not create; rename or delete it")
+    trunk_id, _ = await _reconcile(
+        "outbound trunk", "sip_trunk_id", current, wanted, _same_outbound_trunk, dry_run, actions,
+        create=lambda trunk: lk.sip.create_outbound_trunk(api.CreateSIPOutboundTrunkRequest(trunk=trunk)),
+        update=lk.sip.update_outbound_trunk,
+        describe_new=f"{config.outbound_trunk_name!r} to {config.outbound_address} as {wanted.numbers[0]}")
+    return trunk_id
 
 
 async def _reconcile(kind, id_field, current, wanted, same, dry_run, actions, create, update, describe_new):
@@ -287,4 +368,7 @@ async def teardown(lk: api.LiveKitAPI) -> list[str]:
     for trunk in filter(is_managed, trunks):
         await lk.sip.delete_trunk(api.DeleteSIPTrunkRequest(sip_trunk_id=trunk.sip_trunk_id))
         deleted.append(f"inbound trunk {trunk.sip_trunk_id} ({trunk.name})")
+    if outbound := await managed_outbound_trunk(lk):
+        await lk.sip.delete_trunk(api.DeleteSIPTrunkRequest(sip_trunk_id=outbound.sip_trunk_id))
+        deleted.append(f"outbound trunk {outbound.sip_trunk_id} ({outbound.name})")
     return deleted

@@ -99,6 +99,23 @@ def _url(*schemes: str):
     return AfterValidator(check)
 
 
+TransferMode = Literal["auto", "warm", "cold"]
+
+
+def _host_port(text: str) -> str:
+    text = text.strip()
+    if text and not re.fullmatch(r"[A-Za-z0-9.-]+(:\d{1,5})?|\[[0-9A-Fa-f:.]+\](:\d{1,5})?", text):
+        raise ValueError("not host or host:port")
+    return text
+
+
+def _e164_or_empty(text: str) -> str:
+    text = text.strip()
+    if text and not E164.match(text):
+        raise ValueError("not an E.164 number")
+    return text
+
+
 def _strip(text: str) -> str:
     return text.strip()
 
@@ -196,6 +213,20 @@ class Settings(BaseSettings):
     sip_max_call_duration: Seconds = 1800
     sip_ringing_timeout: Seconds = 60
 
+    # --- Outbound calls (`cli.py dial`): `sip setup` provisions an outbound trunk when SIP_OUTBOUND_ADDRESS is set ----
+    sip_outbound_address: Annotated[str, AfterValidator(_host_port),
+                                    Allowed("host or host:port, like sip.example.com:5060")] = ""
+    sip_outbound_transport: Annotated[Literal["auto", "udp", "tcp", "tls"],
+                                      Allowed("one of auto, udp, tcp, tls")] = "auto"
+    sip_outbound_username: str = ""
+    sip_outbound_password: str = ""
+    # The caller ID of outbound calls; empty: the first of SIP_NUMBERS.
+    sip_outbound_number: Annotated[str, AfterValidator(_e164_or_empty),
+                                   Allowed("an E.164 phone number, like +15550100, or empty")] = ""
+    # Seconds an outbound call rings before it counts as not answered.
+    sip_outbound_ringing_timeout: Annotated[int, Field(ge=5, le=300),
+                                            Allowed("a whole number of seconds, 5 to 300")] = 30
+
     # --- The phone line: where a carrier reaches livekit-sip (stack/phone_line.py, docs/deploy.md) -------------------
     # The address livekit-sip listens on for SIP: 127.0.0.1 (local calls only), this machine's address facing the
     # carrier, or 0.0.0.0 (then SIP_PUBLIC_IP is needed). Everything else stays on 127.0.0.1 whatever is set here.
@@ -242,9 +273,15 @@ class Settings(BaseSettings):
     business_timezone: str = "UTC"
     business_facts: str = ""
     transfer_number: str = ""
+    # How a caller is put through to TRANSFER_NUMBER: warm (on hold while a colleague is dialled through the outbound
+    # trunk and briefed, agent/warm_transfer.py), cold (a SIP REFER), or auto (warm when `sip setup` made an
+    # outbound trunk, else cold).
+    transfer_mode: Annotated[TransferMode, Allowed("one of auto, warm, cold")] = "auto"
     agent_language: str = "en"
     greeting: str = ""
     farewell: str = ""
+    # Phone keypad shortcuts, key=action: person (a colleague, or a message without one), message, hours, repeat.
+    keypad: str = "0=person, 9=hours"
     business_config: OptionalPath = None
 
     # --- AI providers -------------------------------------------------------------------------------------------------

@@ -75,7 +75,10 @@ def stack_servers(tmp_path_factory) -> RunningStack:
                            SIP_NUMBERS="+15550100", BUSINESS_NAME="Harbor Dental",
                            BUSINESS_HOURS="Monday to Friday, 9 am to 5 pm", TRANSFER_NUMBER="+15550199",
                            PLAYGROUND_MAX_SESSIONS="3", CALL_WEBHOOK_URL=SHARED_WEBHOOK_URL,
-                           CALL_WEBHOOK_ATTEMPTS="2")
+                           CALL_WEBHOOK_ATTEMPTS="2",
+                           # Off, but for the Calls page test's call: the local LLM summarizing each of the other
+                           # tests' calls would take the CPU from the tests after them.
+                           CALL_SUMMARIES="false")
     try:
         lifecycle.up(stack.settings, list(SERVERS))
         yield stack

@@ -17,8 +17,10 @@ from livekit.agents import AgentSession, llm
 from agent.assistant import PhoneAssistant
 from agent.business import BusinessProfile
 from agent.providers import build_plugins, choose_providers, session_connect_options
+from agent.take_message import TakenMessage
 from agent.turn_policy import ASK_END, ASK_TRANSFER, TurnPolicy
 from bench.facts_eval import PRICE, fact_questions, reply_is_right
+from calls.models import MessageReason
 from stack.settings import Settings
 from tests.support.stack import LOCAL_ENDPOINT_KEY
 
@@ -40,7 +42,7 @@ def policy():
     return TurnPolicy.load(SETTINGS, now=fixed_clock)
 
 
-async def started_session(local_endpoint, policy, **llm_options):
+async def started_session(local_endpoint, policy, on_message=None, **llm_options):
     from livekit.plugins import openai
 
     choice = choose_providers(Settings.of(LOCAL_OPENAI_PORT=local_endpoint.rsplit(":", 1)[1].split("/")[0],
@@ -49,7 +51,8 @@ async def started_session(local_endpoint, policy, **llm_options):
     model = openai.LLM(model=choice.llm_model, base_url=choice.base_url, api_key=choice.api_key, temperature=0,
                        parallel_tool_calls=False, **llm_options)
     session = AgentSession(llm=model, conn_options=session_connect_options())
-    await session.start(PhoneAssistant(PROFILE, policy, caller_number="+15557770001"))
+    await session.start(PhoneAssistant(PROFILE, policy, caller_number="+15557770001",
+                                       **({"on_message": on_message} if on_message else {})))
     return model, session
 
 
@@ -161,6 +164,25 @@ async def test_fact_questions_are_answered_from_the_knowledge_base_or_not_at_all
             invented.append((question, text))
     assert invented == []
     assert len(wrong) <= 0.15 * len(FACTS), wrong
+
+
+async def test_a_caller_leaves_a_message_and_it_is_kept_word_for_word(local_endpoint, policy):
+    """Asked for, a message is taken in fixed questions (no LLM): the name, the number called from offered and
+    declined, another number read back and confirmed, then the message itself."""
+    taken = []
+    model, session = await started_session(local_endpoint, policy, on_message=lambda *message: taken.append(message))
+    async with model, session:
+        asked = spoken(await session.run(user_input="Can I leave a message for the owner, please?"))
+        assert "your name" in asked, asked
+        offered = spoken(await session.run(user_input="Ana Lima."))
+        assert "ending in 0 0 0 1" in offered, offered
+        read_back = spoken(await session.run(user_input="No, call me on 555 0199 please."))
+        assert "5 5 5, 0 1 9 9" in read_back, read_back
+        assert "pass on" in spoken(await session.run(user_input="Yes, that's right."))
+        thanked = spoken(await session.run(user_input="Please call me back about the wedding cake."))
+    assert taken == [(TakenMessage(caller_name="Ana Lima.", callback_number="5550199",
+                                   text="Please call me back about the wedding cake."), MessageReason.asked, True)]
+    assert "5 5 5, 0 1 9 9" in thanked and ASK_END in thanked, thanked
 
 
 async def test_a_keyed_openai_configuration_runs_the_same_code(local_endpoint, policy):

@@ -123,6 +123,32 @@ def test_a_webhook_left_pending_by_a_stopped_worker_is_sent_at_the_next_start(st
     assert store.get_call(fresh).webhook_state == "pending"
 
 
+def test_a_call_too_fresh_for_the_first_pass_is_sent_once_it_is_old_enough(store):
+    """A worker restarted right after a call (its summary still waiting) leaves a pending webhook that the next start's
+    first pass must not touch yet; the second pass sends it, and leaves the new worker's own calls alone."""
+    before = ended_call(store, room="call-_+15550123_before")
+    store.set_webhook_state(before, "pending")
+
+    async def run():
+        receiver = Receiver()
+        url = await receiver.start()
+        runner = AfterCall(store, settings(url), first_wait=0.05)
+        started_at = now()
+        own = ended_call(store, room="call-_+15550123_own")  # this worker's, finished by its own poll
+        store.set_webhook_state(own, "pending")
+        try:
+            first = await runner.retry_pending()
+            later = await runner.retry_left_over(started_at, wait_s=0)
+            await runner.wait()
+        finally:
+            await receiver.stop()
+        return first, later, own, receiver.received
+    first, later, own, received = asyncio.run(run())
+    assert first == [] and [call_id for call_id, _ in later] == [before]
+    assert [headers["X-Webhook-Id"] for headers, _ in received] == [before]
+    assert store.get_call(before).webhook_state == "delivered" and store.get_call(own).webhook_state == "pending"
+
+
 def test_no_secret_marks_the_webhook_failed_with_one_line(store, caplog):
     runner = AfterCall(store, Settings.of(CALL_WEBHOOK_URL="http://127.0.0.1:9/hook"))
     call_id = ended_call(store)

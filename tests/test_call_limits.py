@@ -23,6 +23,7 @@ class Session:
         self.handlers: dict[str, list] = {}
         self.said: list[str] = []
         self.closed = False
+        self.input = SimpleNamespace(audio_enabled=True)  # False: on hold, or handed over to a colleague
 
     def on(self, event, handler):
         self.handlers.setdefault(event, []).append(handler)
@@ -69,6 +70,17 @@ async def test_a_caller_who_answers_starts_the_count_afresh():
     session.emit("user_state_changed", new_state="away")
     await settle()
     assert session.said == [call_limits.STILL_THERE, call_limits.STILL_THERE] and not session.closed
+
+
+async def test_a_caller_on_hold_or_with_a_colleague_is_never_asked_or_cut_off():
+    session = Session()
+    session.input.audio_enabled = False  # a warm transfer: on hold, then talking to the colleague
+    CallLimits(session, silence=20, max_duration=20.5, wrap_up=20).start()
+    for _ in range(3):
+        session.emit("user_state_changed", new_state="away")
+    await asyncio.sleep(0.6)  # the time limit's goodbye would be due now
+    await settle()
+    assert session.said == [] and not session.closed
 
 
 async def test_the_time_limit_ends_the_call_with_a_goodbye_before_the_line_is_cut():

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import inspect, make_url, text
 
-from calls.models import EndReason, WebhookState
-from calls.store import SQLITE_FILE, CallStore, CallStoreError, UnknownCall, database_url
+from calls.models import EndReason, MessageReason, WebhookState
+from calls.store import SQLITE_FILE, CallStore, CallStoreError, UnknownCall, UnknownMessage, database_url
 from stack.settings import Settings, SettingsError
 
 pytestmark = pytest.mark.unit
@@ -31,9 +31,9 @@ def test_open_creates_the_schema_once_and_reopening_keeps_the_data(call_store_ur
     with CallStore.at(call_store_url) as first:
         call_id = first.start_call(room="call-1", kind="phone")
         tables = set(inspect(first.engine).get_table_names())
-        assert {"calls", "turns", "call_store_version"} <= tables
+        assert {"calls", "turns", "messages", "call_store_version"} <= tables
         with first.engine.connect() as connection:
-            assert connection.execute(text("SELECT version_num FROM call_store_version")).scalar() == "0001"
+            assert connection.execute(text("SELECT version_num FROM call_store_version")).scalar() == "0002"
         if make_url(call_store_url).get_backend_name() == "sqlite":  # callers' data: readable by its owner only
             files = [Path(make_url(call_store_url).database + end) for end in ("", "-wal", "-shm")]
             assert all(file.exists() and file.stat().st_mode & 0o077 == 0 for file in files)
@@ -77,6 +77,55 @@ def test_a_call_is_written_turn_by_turn_and_read_back_whole(store):
         "tool_name": None, "tool_args": None,
         "metrics": {"end_of_turn_delay": 0.41, "transcription_delay": 0.22}}
     assert "turns" not in store.to_dict(call, turns=False)
+
+
+def test_a_store_made_before_messages_existed_is_migrated_keeping_its_calls(call_store_url):
+    from alembic import command
+    from alembic.config import Config
+
+    from calls.store import MIGRATIONS
+
+    with CallStore.at(call_store_url, migrate=False) as old:
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS))
+        with old.engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.upgrade(config, "0001")
+        with old.engine.begin() as connection:
+            connection.execute(text("INSERT INTO calls (id, room, kind, started_at, webhook_attempts) "
+                                    "VALUES ('c-old', 'call-old', 'phone', '2026-11-25 10:00:00', 0)"))
+    with CallStore.at(call_store_url) as store:
+        store.add_message("c-old", caller_name="Ana", callback_number="5550123", text="Call me", reason="asked")
+        assert [message.caller_name for message in store.get_call("c-old").messages] == ["Ana"]
+
+
+def test_messages_are_kept_with_their_call_and_listed_newest_first(store):
+    first = store.start_call(room="call-1", kind="phone", caller_number="+15550123")
+    second = store.start_call(room="call-2", kind="web")
+    store.add_message(first, caller_name="Ana Lima", callback_number="5550123", text="Please call about the cake.",
+                      reason=MessageReason.no_colleague, taken_at=at(5))
+    store.add_message(second, caller_name="Bo", callback_number="", text="Wrong order.", reason="transfer_failed",
+                      taken_at=at(9))
+    assert [m.caller_name for m in store.list_messages()] == ["Bo", "Ana Lima"]
+    assert [m.caller_name for m in store.list_messages(since=at(6))] == ["Bo"]
+    assert [m.caller_name for m in store.list_messages(limit=1)] == ["Bo"]
+    shape = json.loads(json.dumps(store.to_dict(store.get_call(first))))
+    assert shape["messages"] == [{"id": shape["messages"][0]["id"], "call_id": first,
+                                  "taken_at": "2026-11-25T10:05:00+00:00", "caller_name": "Ana Lima",
+                                  "callback_number": "5550123", "text": "Please call about the cake.",
+                                  "reason": "no_colleague", "handled_at": None}]
+    assert store.to_dict(store.list_calls(turns=True)[0])["messages"][0]["text"] in ("Wrong order.",
+                                                                                    "Please call about the cake.")
+    bo = store.list_messages()[0].id
+    assert store.mark_message_handled(bo, at=at(10)) and not store.mark_message_handled(bo)
+    assert [m.caller_name for m in store.list_messages(open_only=True)] == ["Ana Lima"]
+    assert store.list_messages()[0].handled_at == at(10)
+    with pytest.raises(UnknownMessage):
+        store.mark_message_handled(10_000)
+    with pytest.raises(UnknownCall):
+        store.add_message("no-such-call", caller_name="x", callback_number="", text="", reason="asked")
+    with pytest.raises(ValueError):
+        store.add_message(first, caller_name="x", callback_number="", text="", reason="felt like it")
 
 
 def test_each_turn_is_visible_to_other_readers_at_once_and_an_unclosed_call_reads_as_such(store, call_store_url):

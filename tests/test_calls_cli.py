@@ -148,3 +148,27 @@ def test_since_reads_durations_and_dates():
     assert parse_since("2026-11-25T14:30+01:00") == datetime(2026, 11, 25, 13, 30, tzinfo=UTC)
     with pytest.raises(StackError):
         parse_since("soon")
+
+
+def test_messages_are_listed_shown_with_their_call_and_marked_dealt_with(call_store_url, tmp_path):
+    with CallStore.at(call_store_url) as store:
+        call = store.start_call(room="call-+15550123_x", kind="phone", caller_number="+15550123")
+        first = store.add_message(call, caller_name="Ana Lima", callback_number="5550199",
+                                  text="Call me about the [bold]cake[/bold].", reason="transfer_failed")
+
+    def run(*args: str):
+        return CliRunner().invoke(app, list(args), env={
+            "PHONE_RUN_DIR": str(tmp_path / "run"), "PHONE_ENV_FILE": str(tmp_path / "no.env"),
+            "DATABASE_URL": call_store_url})
+
+    listed = run("messages")
+    assert listed.exit_code == 0, listed.output
+    assert "Ana Lima" in listed.output and "5550199" in listed.output and "[bold]cake[/bold]" in listed.output
+    assert "transfer failed" in listed.output
+    assert json.loads(run("messages", "--json").output)[0]["callback_number"] == "5550199"
+    assert "message: Ana Lima on 5550199" in run("calls", "show", call).output
+    assert "marked as dealt with" in run("messages", "--done", str(first)).output
+    assert "already" in run("messages", "--done", str(first)).output
+    assert "No open messages." in run("messages", "--open").output
+    unknown = run("messages", "--done", "999")
+    assert unknown.exit_code != 0 and "no message with id 999" in str(unknown.exception or unknown.output)

@@ -26,15 +26,26 @@ from tools.softphone import CallOptions, place_call_in_subprocess
 
 CHROMIUM = shutil.which("chromium")
 NODE_MODULES = REPO_ROOT / "playground" / "web" / "node_modules"
-CALLER = "+15550142"  # this test's own caller number: the page is filtered to it
+CALLER = "+15550146"  # this test's own caller number (no other test uses it): the page is filtered to it
 
 
 @pytest.mark.browser
 @pytest.mark.skipif(not CHROMIUM or not NODE_MODULES.exists(),
                     reason="needs Debian chromium and `npm ci` in playground/web")
-def test_a_real_call_shows_on_the_calls_page_in_chromium(agent_stack, tmp_path):
-    settings = agent_stack.settings
-    lifecycle.up(settings, ["playground"])
+def test_a_real_call_shows_on_the_calls_page_in_chromium(agent_stack, tmp_path, monkeypatch):
+    monkeypatch.setenv("CALL_SUMMARIES", "true")  # the shared stack's agent writes none, for the other tests' sake
+    settings = agent_stack.settings  # loaded now: the agent started from them summarizes
+    lifecycle.down(settings, ["agent"])
+    lifecycle.up(settings, ["agent", "playground"])
+    try:
+        check_a_call_on_the_page(settings, tmp_path)
+    finally:
+        monkeypatch.delenv("CALL_SUMMARIES")
+        lifecycle.down(agent_stack.settings, ["agent"])
+        lifecycle.up(agent_stack.settings, ["agent"])
+
+
+def check_a_call_on_the_page(settings, tmp_path):
     playground = f"http://127.0.0.1:{settings.playground_port}"
     options = CallOptions(server=f"127.0.0.1:{settings.sip_port}", number="+15550100", caller_id=CALLER,
                           say=["What are your opening hours?"], record=str(tmp_path / "call.wav"), transcribe=False,
@@ -79,3 +90,32 @@ def test_a_real_call_shows_on_the_calls_page_in_chromium(agent_stack, tmp_path):
     sent = json.loads(body)["call"]  # the receiver answered 200: the signature matched the stack's secret
     assert sent["id"] == call.id and sent["summary"] == call.summary and headers["X-Webhook-Id"] == call.id
     assert any(turn["role"] == "user" and "hours" in turn["text"].lower() for turn in sent["turns"]), sent["turns"]
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(not CHROMIUM or not NODE_MODULES.exists(),
+                    reason="needs Debian chromium and `npm ci` in playground/web")
+def test_the_messages_left_on_a_call_show_on_its_page(agent_stack):
+    """The page's rendering of messages (taking them on a real call: tests/test_call_keypad.py), from the real store."""
+    settings = agent_stack.settings
+    lifecycle.up(settings, ["playground"])
+    with CallStore.open(settings) as store:
+        call_id = store.start_call(room="call-_+15550147_page", kind="phone", caller_number="+15550147",
+                                   dialled_number="+15550100")
+        store.end_call(call_id, "caller_hung_up")
+        store.add_message(call_id, caller_name="John Smith", callback_number="5550199",
+                          text="Call me back about <b>the cake</b>.", reason="transfer_failed")
+        dealt_with = store.add_message(call_id, caller_name="", callback_number="", text="Never mind.",
+                                       reason="asked")
+        store.mark_message_handled(dealt_with)
+    run = subprocess.run(["node", str(REPO_ROOT / "tests" / "browser" / "messages_check.mjs"),
+                          f"http://127.0.0.1:{settings.playground_port}", call_id],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr[-3000:]
+    seen = json.loads(run.stdout.strip().splitlines()[-1])
+    first, second = sorted(seen["messages"], key=lambda m: not m["open"])
+    assert first["open"] and "John Smith" in first["text"] and "call back on 5550199" in first["text"], seen
+    assert "<b>the cake</b>" in first["text"] and first["bold"] == 0, seen  # the caller's words as text, not HTML
+    assert "the transfer did not go through" in first["text"], seen
+    assert not second["open"] and "no number to call back" in second["text"] and "dealt with" in second["text"], seen
+    assert not seen["errors"], seen

@@ -57,3 +57,17 @@ def test_real_requests_are_acted_on(held_out, predictions, action):
 def test_the_issues_examples_are_not_actions(words):
     intent = default_classifier().classify(words)
     assert intent.name not in ACTIONS or intent.confidence < CONFIRM_THRESHOLD, intent
+
+
+def test_requests_to_leave_a_message_start_one(held_out, predictions):
+    """Taking a message ends nothing, so it starts without a question: most requests must start it, and turns of
+    other intents almost never."""
+    from agent.turn_policy import MESSAGE_THRESHOLD
+
+    taken = [p.name == "message" and p.confidence >= MESSAGE_THRESHOLD for p in predictions]
+    meant = [truth == "message" for _, truth in held_out]
+    missed = [text for (text, _), t, m in zip(held_out, taken, meant) if m and not t]
+    wrong = [(text, truth) for (text, truth), t, m in zip(held_out, taken, meant) if t and not m]
+    assert sum(meant) >= 30
+    assert (sum(meant) - len(missed)) / sum(meant) >= 0.8, missed
+    assert len(wrong) <= 2, wrong

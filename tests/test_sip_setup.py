@@ -41,6 +41,40 @@ def clean_sip(stack_servers):
     assert restored.returncode == 0, restored.stderr
 
 
+def outbound_trunks(stack) -> list[api.SIPOutboundTrunkInfo]:
+    async def run():
+        async with provisioning.livekit_api_of(stack.settings) as lk:
+            return await provisioning.outbound_trunks(lk)
+
+    return asyncio.run(run())
+
+
+def test_an_outbound_trunk_is_provisioned_when_configured_kept_updated_and_removed(clean_sip):
+    outbound = {"SIP_OUTBOUND_ADDRESS": "198.51.100.7:5060", "SIP_OUTBOUND_TRANSPORT": "tcp",
+                "SIP_OUTBOUND_USERNAME": "acct", "SIP_OUTBOUND_PASSWORD": "s3cret", "SIP_OUTBOUND_NUMBER": "+15550142"}
+    first = clean_sip.cli("sip", "setup", env=outbound)
+    assert first.returncode == 0, first.stderr
+    assert "create outbound trunk 'phone-assistant outbound' to 198.51.100.7:5060 as +15550142" in first.stdout
+    (trunk,) = [t for t in outbound_trunks(clean_sip) if provisioning.is_managed(t)]
+    assert (trunk.address, trunk.transport, list(trunk.numbers), trunk.auth_username) == (
+        "198.51.100.7:5060", api.SIPTransport.SIP_TRANSPORT_TCP, ["+15550142"], "acct")
+    again = clean_sip.cli("sip", "setup", env=outbound)
+    assert f"keep outbound trunk {trunk.sip_trunk_id}" in again.stdout, again.stdout
+    moved = clean_sip.cli("sip", "setup", env={**outbound, "SIP_OUTBOUND_ADDRESS": "198.51.100.8"})
+    assert f"update outbound trunk {trunk.sip_trunk_id}" in moved.stdout, moved.stdout
+    assert [t.address for t in outbound_trunks(clean_sip)] == ["198.51.100.8"]
+    half = clean_sip.cli("sip", "setup", env={**outbound, "SIP_OUTBOUND_PASSWORD": ""})
+    assert half.returncode != 0 and "SIP_OUTBOUND_PASSWORD" in half.stderr and len(half.stderr.splitlines()) == 1
+    dropped = clean_sip.cli("sip", "setup")  # no SIP_OUTBOUND_ADDRESS any more
+    assert f"delete outbound trunk {trunk.sip_trunk_id}" in dropped.stdout, dropped.stdout
+    assert outbound_trunks(clean_sip) == []
+    no_trunk = clean_sip.cli("dial", "+15550181", "--purpose", "Your order is ready")
+    assert no_trunk.returncode == 1 and "SIP_OUTBOUND_ADDRESS" in no_trunk.stderr, no_trunk.stderr
+    clean_sip.cli("sip", "setup", env=outbound)
+    torn = clean_sip.cli("sip", "teardown")
+    assert "outbound trunk" in torn.stdout and outbound_trunks(clean_sip) == []
+
+
 def test_setup_is_idempotent_and_teardown_removes_it(clean_sip):
     first = clean_sip.cli("sip", "setup", "--number", "+15550123")
     assert first.returncode == 0, first.stderr

@@ -12,9 +12,11 @@ from agent.intents import Intent
 from agent.knowledge import Entry, KnowledgeBase
 from agent.turn_policy import (
     ASK_END,
+    ASK_MESSAGE,
     ASK_TRANSFER,
     NOT_ENDING,
     OKAY,
+    SURE_MATCH,
     WAIT_REPLY,
     YOURE_WELCOME,
     Act,
@@ -41,14 +43,15 @@ class StandInClassifier:
 
 
 class StandInKnowledge(KnowledgeBase):
-    def __init__(self, answers: dict[str, str]) -> None:
+    def __init__(self, answers: dict[str, str], *, score: float = 1.0) -> None:
         super().__init__([])
         self.answers = answers
+        self.score = score
 
     def search(self, text, *, limit=3, query_vector=None):
         from agent.knowledge import Match
 
-        return [Match(entry=Entry(id="x", questions=(text,), answer=self.answers[text]), score=1.0)] \
+        return [Match(entry=Entry(id="x", questions=(text,), answer=self.answers[text]), score=self.score)] \
             if text in self.answers else []
 
 
@@ -126,16 +129,44 @@ def test_a_question_nothing_answers_gets_i_dont_know_and_a_colleague():
     assert decision.text.endswith(ASK_TRANSFER)  # so the caller's "yes" transfers them
 
 
-def test_without_a_colleague_it_does_not_offer_one():
-    rules = TurnPolicy(profile=BusinessProfile(), classifier=StandInClassifier({"q": Intent("question", 0.9)}),
-                       knowledge=StandInKnowledge({}))
-    assert ASK_TRANSFER not in rules.decide(said("q")).text
+def test_without_a_colleague_it_offers_a_message_and_yes_takes_one():
+    rules = TurnPolicy(profile=BusinessProfile(), knowledge=StandInKnowledge({}), classifier=StandInClassifier(
+        {"q": Intent("question", 0.9), "yes": Intent("yes", 0.9), "no": Intent("no", 0.9)}))
+    offer = rules.decide(said("q")).text
+    assert ASK_TRANSFER not in offer and offer.endswith(ASK_MESSAGE)
+    assert rules.decide(said("q", offer, "yes")).tool == "take_message"
+    assert rules.decide(said("q", offer, "no")).text == OKAY
+
+
+def test_the_keypads_hours_are_the_computed_week():
+    week = "We're open Monday to Friday from 9 AM to 5 PM, and closed Saturday and Sunday."
+    assert policy({}).hours_sentence() == week
+    assert TurnPolicy(profile=BusinessProfile(business_hours="by appointment"), classifier=StandInClassifier({}),
+                      knowledge=StandInKnowledge({})).hours_sentence() == "Our opening hours are by appointment."
 
 
 def test_a_question_gets_the_businesss_own_answer():
     rules = policy({"parking?": Intent("question", 0.9)}, {"parking?": "Free parking behind."})
     decision = rules.decide(said("parking?"))
     assert decision == Say("Free parking behind.", Intent("question", 0.9))
+
+
+def test_an_entry_barely_relevant_is_read_with_an_offer_of_a_colleague_and_yes_transfers():
+    intents = {"dog inside?": Intent("question", 0.9), "yes": Intent("yes", 0.9), "no": Intent("no", 0.9)}
+    seating = {"dog inside?": "We have twelve seats inside."}
+    with_colleague = BusinessProfile(transfer_number="+15550199")
+    for profile, offer in ((with_colleague, ASK_TRANSFER), (BusinessProfile(), ASK_MESSAGE)):
+        unsure = TurnPolicy(profile=profile, classifier=StandInClassifier(intents),
+                            knowledge=StandInKnowledge(seating, score=SURE_MATCH - 0.01))
+        reply = unsure.decide(said("dog inside?")).text
+        assert reply.startswith("We have twelve seats inside. If that's not what you asked, "), reply
+        assert reply.lower().endswith(offer.lower()), reply
+        assert unsure.decide(said("dog inside?", reply, "yes")).tool == \
+            ("transfer_to_human" if offer == ASK_TRANSFER else "take_message")
+        assert unsure.decide(said("dog inside?", reply, "no")).text == OKAY
+        sure = TurnPolicy(profile=profile, classifier=StandInClassifier(intents),
+                          knowledge=StandInKnowledge(seating, score=SURE_MATCH))
+        assert sure.decide(said("dog inside?")).text == "We have twelve seats inside."
 
 
 def test_any_turn_an_entry_answers_gets_that_answer():
@@ -167,3 +198,9 @@ def test_the_llms_own_end_call_is_refused_unless_the_caller_meant_it():
 def test_last_said_is_what_the_assistant_said_before_the_callers_turn():
     assert last_said(said("a", "b", "c")) == "b"
     assert last_said(said("a")) == ""
+
+
+def test_a_request_to_leave_a_message_takes_one_without_asking_first():
+    rules = policy({"can I leave a message?": Intent("message", 0.8), "a message, maybe?": Intent("message", 0.4)})
+    assert rules.decide(said("can I leave a message?")) == Act("take_message", Intent("message", 0.8))
+    assert not isinstance(rules.decide(said("a message, maybe?")), Act)  # unsure: answered, nothing started

@@ -1,4 +1,5 @@
-// The Calls page: the call list (with filters), one call's transcript, recording, latency per turn and summary.
+// The Calls page: the call list (with filters), one call's transcript, recording, latency per turn, summary and the
+// messages the caller left.
 // Everything comes from this server's /api/calls; callers' words are put in as text, never as HTML.
 "use strict";
 
@@ -83,6 +84,17 @@ function facts(call) {
   return rows.filter(([, value]) => value).flatMap(([name, value]) => [el("dt", {}, name), el("dd", {}, String(value))]);
 }
 
+const MESSAGE_REASONS = { asked: "the caller asked to leave it", no_colleague: "no colleague could take the call",
+  transfer_failed: "the transfer did not go through", unanswered: "a question the facts do not answer" };
+
+function messages(call) {
+  return (call.messages || []).map((m) => el("li", { class: m.handled_at ? "handled" : "open" },
+    el("strong", {}, `Message from ${m.caller_name || "a caller who gave no name"}`),
+    ` · ${m.callback_number ? `call back on ${m.callback_number}` : "no number to call back"}`,
+    el("p", {}, m.text || "(no message)"),
+    el("small", {}, `${MESSAGE_REASONS[m.reason] || m.reason} · ${m.handled_at ? `dealt with ${when(m.handled_at)}` : "open"}`)));
+}
+
 function transcript(turns) {
   return turns.map((turn) => {
     const time = turn.started_at ? new Date(turn.started_at).toLocaleTimeString() : "";
@@ -148,6 +160,7 @@ async function loadCall(id) {
   $("call-title").className = live(call) ? "live" : "";
   $("call-facts").replaceChildren(...facts(call));
   $("summary").textContent = call.summary ? `${call.summary}${call.outcome ? ` — ${call.outcome}` : ""}` : "";
+  $("messages").replaceChildren(...messages(call));
   const audio = $("recording");
   audio.hidden = !call.recording_url;
   if (call.recording_url && audio.getAttribute("src") !== call.recording_url) audio.src = call.recording_url;

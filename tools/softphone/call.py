@@ -27,16 +27,21 @@ from tools.softphone.media import (
     synthesize,
     write_wav,
 )
-from tools.softphone.results import CallOptions, CallResult, SoftphoneError, Turn
+from tools.softphone.results import KEYS_PREFIX, CallOptions, CallResult, SoftphoneError, Turn
 
 CODECS = {"g722": "G722/16000", "pcmu": "PCMU/8000", "pcma": "PCMA/8000"}
+# CallOptions.answer: the final response to an incoming INVITE (None: none, it rings until cancelled).
+ANSWERS = {"answer": 200, "busy": 486, "decline": 603, "ring": None}
 
 
 def prepare_utterances(options: CallOptions, tts=None) -> list[tuple[str, np.ndarray]]:
     """All caller utterances, decoded before dialing so that synthesis never delays the call."""
     utterances = [(Path(path).name, load_wav(path)) for path in options.play]
     for text in options.say:
-        utterances.append((f"say: {text}", synthesize(text, tts)))
+        if text.startswith(KEYS_PREFIX):  # a turn of keypad digits, sent as RFC 4733 events
+            utterances.append((text, np.zeros(0, dtype=np.int16)))
+        else:
+            utterances.append((f"say: {text}", synthesize(text, tts)))
     return utterances
 
 
@@ -80,7 +85,7 @@ def transcribe_result(result: CallResult, stt, received: np.ndarray | None = Non
         audio = received[start:end]
         if audio.size == 0:
             continue
-        text = stt.transcribe(audio.astype(np.float32) / 32768.0, PORT_RATE).strip()
+        text = stt.transcribe(audio.astype(np.float32) / 32768.0, PORT_RATE, timestamps=True).strip()
         if key == "greeting":
             result.greeting_text = text
         else:
@@ -141,17 +146,22 @@ class _Call:
                 account_config.mediaConfig.srtpUse = {
                     "optional": pj.PJMEDIA_SRTP_OPTIONAL, "mandatory": pj.PJMEDIA_SRTP_MANDATORY}[self.options.srtp]
                 account_config.mediaConfig.srtpSecureSignaling = 0  # SDES keys over UDP: a test of SRTP only
-            account = pj.Account()
+            account = _account(pj)
             account.create(account_config)
 
             port = make_media_port(pj, self.audio)
-            call = _make_call(pj, account, self, port)
-            self.t0 = self.result.started_at = time.monotonic()
-            try:
-                call.makeCall(f"sip:{self.options.number}@{self.options.server}", pj.CallOpParam(True))
-            except pj.Error as error:
-                self.result.error = f"cannot dial sip:{self.options.number}@{self.options.server}: {error.reason}"
-                return self.result
+            if self.options.answer:
+                call = self._answer(pj, ep, account, port)
+                if call is None:
+                    return self.result
+            else:
+                call = _make_call(pj, account, self, port)
+                self.t0 = self.result.started_at = time.monotonic()
+                try:
+                    call.makeCall(f"sip:{self.options.number}@{self.options.server}", pj.CallOpParam(True))
+                except pj.Error as error:
+                    self.result.error = f"cannot dial sip:{self.options.number}@{self.options.server}: {error.reason}"
+                    return self.result
             self._converse(ep, call)
             self._finish(call)
         finally:
@@ -168,6 +178,42 @@ class _Call:
             gc.collect()
             ep.libDestroy()
         return self.result
+
+    def _answer(self, pj, ep, account, port):
+        """Waits for one incoming call and answers it as CallOptions.answer says; the call, or None (none came)."""
+        if self.options.answer not in ANSWERS:
+            raise SoftphoneError(f"unknown answer {self.options.answer!r}; choose from {', '.join(ANSWERS)}")
+        calls: list = []
+        final = ANSWERS[self.options.answer]
+        rejecting = final is not None and final >= 400
+
+        def incoming(call_id: int) -> None:  # pjsua2 wants the call taken in its callback
+            if calls and not rejecting:
+                return
+            call = _make_call(pj, account, self, port, call_id=call_id)
+            response = pj.CallOpParam()
+            response.statusCode = final if rejecting else 180
+            if not calls:
+                self.t0 = self.result.started_at = time.monotonic()
+                self.result.remote_uri = call.getInfo().remoteUri
+            call.answer(response)
+            calls.append(call)
+
+        account.on_incoming = incoming
+        self.progress(f"waiting for a call on {self.options.bind_address}:{self.options.local_port} ...")
+        if rejecting:  # a busy or declining phone answers every call alike, until it is stopped
+            self._wait(ep, lambda: False, self.options.timeout)
+            self.result.rejected_calls = len(calls)
+            return None
+        if not self._wait(ep, lambda: bool(calls), self.options.timeout):
+            self.result.error = f"no call came within {self.options.timeout:.0f} s"
+            return None
+        if final is not None:
+            self._pump(ep, 0.3)  # a phone rings a moment before it is picked up
+            answered = pj.CallOpParam()
+            answered.statusCode = final
+            calls[0].answer(answered)
+        return calls[0]
 
     def _set_codecs(self, ep) -> None:
         wanted = []
@@ -257,7 +303,8 @@ class _Call:
     # ------------------------------------------------------------ the conversation
     def _converse(self, ep, call) -> None:
         options, result, audio = self.options, self.result, self.audio
-        self.progress(f"calling sip:{options.number}@{options.server} ...")
+        if not options.answer:
+            self.progress(f"calling sip:{options.number}@{options.server} ...")
         answered = self._wait(ep, lambda: self.state != "calling", options.timeout)
         if not answered:
             if result.ringing_ms is not None:
@@ -271,16 +318,16 @@ class _Call:
             return
         self.progress(f"answered after {result.answered_ms:.0f} ms")
 
-        # The greeting: the agent speaks first.
-        greeting_at = self._wait_voice(ep, self.t0, options.timeout)
-        if greeting_at is None:
-            if self.state == "confirmed":
-                result.error = f"no audio from the agent within {options.timeout:.0f} s of the answer"
-            return
-        result.greeting_ms = self.ms(greeting_at)
-        greeting_end = self._wait_reply_end(ep, greeting_at)
-        result.greeting_end_ms = self.ms(greeting_end)
-        result.segments["greeting"] = audio.sample_range(greeting_at - 0.1, greeting_end)
+        if not options.answer:  # the agent, called, speaks first: its greeting
+            greeting_at = self._wait_voice(ep, self.t0, options.timeout)
+            if greeting_at is None:
+                if self.state == "confirmed":
+                    result.error = f"no audio from the agent within {options.timeout:.0f} s of the answer"
+                return
+            result.greeting_ms = self.ms(greeting_at)
+            greeting_end = self._wait_reply_end(ep, greeting_at)
+            result.greeting_end_ms = self.ms(greeting_end)
+            result.segments["greeting"] = audio.sample_range(greeting_at - 0.1, greeting_end)
 
         if options.dtmf and self.state == "confirmed":
             call.dialDtmf(options.dtmf)
@@ -292,12 +339,16 @@ class _Call:
                 break
             turn = Turn(source=source, speech_ms=round(samples.size / PORT_RATE * 1000.0, 1))
             result.turns.append(turn)
-            audio.speak(samples)
-            self._wait(ep, lambda: audio.speech_end_at is not None or self.state != "confirmed",
-                       samples.size / PORT_RATE + 10)
-            if audio.speech_end_at is None:
-                break
-            speech_end = audio.speech_end_at
+            if source.startswith(KEYS_PREFIX):
+                call.dialDtmf(source[len(KEYS_PREFIX):].strip())
+                speech_end = time.monotonic()
+            else:
+                audio.speak(samples)
+                self._wait(ep, lambda: audio.speech_end_at is not None or self.state != "confirmed",
+                           samples.size / PORT_RATE + 10)
+                if audio.speech_end_at is None:
+                    break
+                speech_end = audio.speech_end_at
             turn.speech_end_ms = self.ms(speech_end)
             reply_at = self._wait_voice(ep, speech_end, options.timeout)
             if reply_at is None:
@@ -377,7 +428,7 @@ def _quietly(function) -> None:
         os.close(devnull)
 
 
-def _make_call(pj, account, owner: _Call, port):
+def _make_call(pj, account, owner: _Call, port, call_id: int | None = None):
     class SoftphoneCall(pj.Call):
         def onCallState(self, prm):  # noqa: N802 - pjsua2 API
             owner.on_state(self)
@@ -394,8 +445,19 @@ def _make_call(pj, account, owner: _Call, port):
         def onStreamDestroyed(self, prm):  # noqa: N802 - pjsua2 API; the last moment RTP counters exist
             owner._collect_stats(self)
 
-    call = SoftphoneCall(account)
+    call = SoftphoneCall(account) if call_id is None else SoftphoneCall(account, call_id)
     call.port = port
     return call
 
 
+def _account(pj):
+    """A pjsua2 account that hands each incoming call's id to its `on_incoming`."""
+    class Account(pj.Account):
+        def __init__(self) -> None:
+            super().__init__()
+            self.on_incoming: Callable[[int], None] = lambda _call_id: None
+
+        def onIncomingCall(self, prm):  # noqa: N802 - pjsua2 API
+            self.on_incoming(prm.callId)
+
+    return Account()

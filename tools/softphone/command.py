@@ -26,7 +26,8 @@ def call(
     play: Annotated[list[Path] | None, typer.Option(
         "--play", help="A WAV file (any rate) the caller says; repeat for several turns.")] = None,
     say: Annotated[list[str] | None, typer.Option(
-        "--say", help="Text the caller says, spoken by the local Piper voice; repeat for several turns.")] = None,
+        "--say", help="Text the caller says, spoken by the local Piper voice; repeat for several turns. "
+                      "\"keys: 0#\" presses keypad keys as a turn instead.")] = None,
     record: Annotated[Path | None, typer.Option("--record", help="Write what the caller heard to this WAV.")] = None,
     dtmf: Annotated[str, typer.Option("--dtmf", help="DTMF digits to send after the greeting, e.g. 123#.")] = "",
     number: Annotated[str | None, typer.Option(

@@ -18,12 +18,16 @@ class SoftphoneError(Exception):
     """A call that could not be placed or went wrong; the message is one line for the user."""
 
 
+KEYS_PREFIX = "keys:"
+
+
 @dataclass
 class CallOptions:
     server: str = "127.0.0.1:5060"
     number: str = "+15550100"
     caller_id: str = "+15550123"
     # Caller utterances: audio files (any rate; mixed to mono) and/or texts spoken with the local TTS, in this order.
+    # A text "keys: 0" is a turn of keypad digits instead (RFC 4733), answered like speech.
     play: list[str] = field(default_factory=list)
     say: list[str] = field(default_factory=list)
     dtmf: str = ""
@@ -50,6 +54,10 @@ class CallOptions:
     # SRTP (SDES): "" (plain RTP), "optional" (offered) or "mandatory".
     srtp: str = ""
     log_level: int = 0
+    # Instead of dialling, wait on local_port for one call and: "answer" it (the utterances are then said first,
+    # each answered by the other side: a person, or a voicemail greeting), reject it "busy" (486), "decline" it
+    # (603), or "ring" (180) until the other side gives up. Empty: dial out.
+    answer: str = ""
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -92,6 +100,10 @@ class CallResult:
     hangup_ms: float | None = None
     # When a final error response (486 Busy Here, say) ended a call that was never answered.
     rejected_ms: float | None = None
+    # Who called (the From URI), when the softphone answered a call (CallOptions.answer), and how many calls it
+    # rejected in the "busy" and "decline" modes.
+    remote_uri: str | None = None
+    rejected_calls: int = 0
     refer_to: str | None = None
     refer_ms: float | None = None
     # Final status of the call to the REFER target, when we accepted the REFER.
