@@ -173,9 +173,11 @@ class _Call:
             del port
             if account is not None:
                 account.shutdown()
-            # A SWIG object left in a reference cycle and collected after libDestroy() segfaults (seen once in CI,
-            # in the collection json.dumps triggered): collect while the library is still alive.
+            # A SWIG object left in a reference cycle and collected after libDestroy() segfaults (seen twice, in the
+            # collection json.dumps triggered): collect while the library is alive, and no more after, since
+            # libDestroy's own callbacks can leave new cycles. One call per process, so nothing piles up.
             gc.collect()
+            gc.disable()
             ep.libDestroy()
         return self.result
 
