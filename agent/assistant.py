@@ -271,12 +271,13 @@ class PhoneAssistant(Agent):
 
     async def _warm_transfer(self, context: RunContext, job, caller: rtc.RemoteParticipant, trunk_id: str,
                              number: str) -> llm.ToolResult:
-        await tell(context, ON_HOLD)
         caller_words = [turn.text for turn in conversation_of(context.session.history) if turn.role == "user"][-2:]
         transfer = WarmTransfer(
             room=job.room, lk=job.api, session=context.session, caller=caller, trunk_id=trunk_id, number=number,
             briefing=briefing(self.profile.business_name, self.caller_number, caller_words),
             answer=self.policy.yes_or_no, ringing_timeout=job.proc.userdata["settings"].sip_outbound_ringing_timeout)
+        transfer.prepare_hold_music()
+        await tell(context, ON_HOLD)
         handover = await transfer.run()
         if handover is Handover.accepted:
             self.note_end(EndReason.transferred, f"{transfer_target(number)} (warm)")

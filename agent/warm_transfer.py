@@ -22,10 +22,12 @@ import contextlib
 import enum
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 
+import numpy as np
 from livekit import api, rtc
 from livekit.agents import AgentSession, stt
+from livekit.agents.utils.audio import audio_frames_from_file
 from livekit.agents.voice.background_audio import AudioConfig, BackgroundAudioPlayer, BuiltinAudioClip
 
 from .outbound import dial
@@ -42,6 +44,7 @@ ACCEPT_KEY, DECLINE_KEY = "1", "2"
 ASK = "Press 1 or say yes to take the call; press 2 or say no if you can't."
 CONNECTING = "Thank you, I'm putting the caller through now."
 LET_GO = "No problem, I'll tell the caller. Goodbye."
+HOLD_MUSIC_QUIET_RMS = 500.0  # int16 RMS under which the clip's fade-in and fade-out are cut (its music is louder)
 
 
 class Handover(enum.Enum):
@@ -49,6 +52,22 @@ class Handover(enum.Enum):
     declined = "declined"  # the colleague said no, or nothing clear in time, or hung up before answering
     no_answer = "no_answer"  # the colleague's phone was busy, not answered, or the dial failed
     caller_left = "caller_left"  # the caller hung up while on hold
+
+
+async def hold_music_frames() -> list[rtc.AudioFrame]:
+    """LiveKit's hold music without its 1.7 s fade-in and 3.9 s fade-out: looped, it never leaves a caller on hold
+    in a silence long enough to wonder whether the line dropped. Decoding takes about 0.4 s."""
+    frames = [frame async for frame in audio_frames_from_file(BuiltinAudioClip.HOLD_MUSIC.path())]
+    level = [np.sqrt(np.mean(np.square(np.frombuffer(frame.data, np.int16), dtype=np.float64))) for frame in frames]
+    smooth = np.convolve(level, np.ones(5) / 5, mode="same")  # over about 0.1 s: the decoder's last frame clicks
+    loud = np.flatnonzero(smooth >= HOLD_MUSIC_QUIET_RMS)
+    return frames[loud[0]:loud[-1] + 1] if loud.size else frames
+
+
+async def looped(frames: list[rtc.AudioFrame]) -> AsyncIterator[rtc.AudioFrame]:
+    while True:
+        for frame in frames:
+            yield frame
 
 
 def briefing(business_name: str, caller_number: str | None, caller_words: list[str]) -> str:
@@ -74,10 +93,17 @@ class WarmTransfer:
         self.reply: asyncio.Future[str] = asyncio.get_event_loop().create_future()
         self.caller_gone: asyncio.Future[None] = asyncio.get_event_loop().create_future()
         self._hold = BackgroundAudioPlayer()
+        self._hold_ready: asyncio.Future[tuple[None, list[rtc.AudioFrame]]] | None = None
         self._voice: rtc.AudioSource | None = None
         self._voice_sid = ""
         self._tasks: set[asyncio.Task] = set()
         self._asked = False  # a "yes" before the briefing (their "yes?" on picking up) is no answer to it
+
+    def prepare_hold_music(self) -> None:
+        """Publishes the hold music's track and decodes the music now, so that calling this while "please hold" is
+        spoken lets the music follow it at once."""
+        if self._hold_ready is None:
+            self._hold_ready = asyncio.gather(self._hold.start(room=self.room), hold_music_frames())
 
     async def run(self) -> Handover:
         self.session.input.set_audio_enabled(False)  # the caller on hold is not a turn
@@ -87,8 +113,10 @@ class WarmTransfer:
         self.room.on("sip_dtmf_received", self._on_key)
         accepted = False
         try:
-            await self._hold.start(room=self.room)
-            self._hold.play(AudioConfig(BuiltinAudioClip.HOLD_MUSIC, volume=0.8), loop=True)
+            self.prepare_hold_music()
+            assert self._hold_ready is not None
+            _, music = await self._hold_ready
+            self._hold.play(AudioConfig(looped(music), volume=0.8))
             await self._publish_voice()
             outcome = await self._until_caller_leaves(self._consult())
             accepted = outcome is Handover.accepted

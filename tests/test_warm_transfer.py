@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 
 from agent.keypad import Keypad
-from agent.warm_transfer import COLLEAGUE_IDENTITY, WarmTransfer, briefing
+from agent.warm_transfer import COLLEAGUE_IDENTITY, WarmTransfer, briefing, hold_music_frames
 
 pytestmark = pytest.mark.unit
 
@@ -75,3 +76,16 @@ def test_the_callers_keypad_ignores_the_colleagues_keys_and_keys_pressed_on_hold
     on_hold._pressed(SimpleNamespace(digit="0", participant=participant("sip_caller")))
     assert acted == []
 
+
+
+async def test_the_hold_music_loops_without_a_silence_the_caller_could_take_for_a_dropped_line():
+    music = await hold_music_frames()
+    seconds = [frame.samples_per_channel / frame.sample_rate for frame in music]
+    assert sum(seconds) > 30.0  # the music itself is kept
+    quiet_s = longest_quiet_s = 0.0
+    for frame, length in zip(music + music[:50], seconds + seconds[:50], strict=True):  # across the loop's seam
+        samples = np.frombuffer(frame.data, np.int16).astype(np.float64)
+        level = 0.8 * np.sqrt(np.mean(samples**2))  # played at volume 0.8
+        quiet_s = quiet_s + length if level < 330 else 0.0  # under the test caller's voice level
+        longest_quiet_s = max(longest_quiet_s, quiet_s)
+    assert longest_quiet_s < 1.0, longest_quiet_s  # untrimmed: 4.3 s at the seam
