@@ -394,7 +394,10 @@ async def call_out(ctx: JobContext, call: OutboundCall, policy: TurnPolicy) -> N
         return
     # A person, or AMD could not tell: talking to a machine is the smaller mistake than hanging up on a person.
     session.current_agent.screening = False
-    session.generate_reply()  # the opening
+    # The opening, whole: the callee's "hello" can still be in transcription when AMD has decided (a busy machine),
+    # and its turn, ending now, would cut the opening off after a word. livekit-agents drops a turn that ends
+    # during speech that allows no interruption, and the opening answers that hello anyway.
+    session.generate_reply(allow_interruptions=False)
     CallLimits(session, silence=settings.agent_silence_timeout or None, max_duration=None, started_ago=0.0,
                note_end=record.note_end).start()
 
