@@ -49,6 +49,7 @@ from .outbound import LEAVE_A_MESSAGE, OutboundCall, detect_and_dial, dial_outco
 from .providers import build_plugins, choose_providers, session_connect_options
 from .turn_end import TranscriptTurnDetector, turn_detector
 from .turn_policy import TurnPolicy
+from .unanswered_calls import on_first_registration
 
 log = logging.getLogger("agent")
 BUSY = "Sorry, all our lines are busy right now. Please call again in a few minutes. Goodbye."
@@ -170,6 +171,7 @@ def build_server(settings: Settings) -> AgentServer:
     server.setup_fnc = prewarm
     server.rtc_session(phone_call, agent_name=settings.agent_name, on_request=lines.admit)
     server.on("worker_started", lambda: start_after_call(settings, lines))
+    server.once("worker_registered", on_first_registration(settings))  # calls that rang while no worker was up
     return server
 
 

@@ -84,4 +84,5 @@ def test_malformed_sip_leaves_livekit_sip_up_and_a_normal_call_works(suite):
 def test_a_caller_whose_agent_is_killed_is_released_and_the_next_call_answered(suite):
     outcome = run(suite, "agent-killed")
     assert outcome.figures["next call greeted after kill"] != "-", outcome.happened
+    assert outcome.figures["calls until greeted"] == "1", outcome.happened  # it rang while no worker was registered
     assert outcome.ok, outcome.happened
