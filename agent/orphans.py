@@ -5,11 +5,16 @@ livekit-sip send the caller a BYE).
 
 LiveKit notices a dead agent only when its connection times out (about 20 s after the kill), often after the new
 worker has started, so the worker looks every SWEEP_S seconds for its whole life; a room counts as orphaned once it
-has looked so for ORPHANED_FOR_S, so that an agent briefly away (reconnecting) keeps its call."""
+has looked so for ORPHANED_FOR_S, so that an agent briefly away (reconnecting) keeps its call.
+
+A call that rang while no worker was registered is the other kind left behind: livekit-server sends a room's agent
+dispatch once, to the workers registered then, so the caller would ring until they or the carrier give up. The new
+worker, once registered, sends the agent into those rooms (`on_first_registration`)."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import sys
 import threading
 import time
@@ -20,8 +25,10 @@ from sip import provisioning
 from stack.errors import StackError
 from stack.settings import Settings
 
+log = logging.getLogger("agent")
 SWEEP_S = 5.0
 ORPHANED_FOR_S = 10.0
+HANDLER_DELAY_S = 0.2  # the server registered the worker at most this long before its handler ran
 
 
 def orphaned(participants: list[api.ParticipantInfo]) -> bool:
@@ -30,6 +37,53 @@ def orphaned(participants: list[api.ParticipantInfo]) -> bool:
     callers = [p for p in participants if p.kind == api.ParticipantInfo.Kind.SIP]
     agents = [p for p in participants if p.kind == api.ParticipantInfo.Kind.AGENT]
     return bool(callers) and not agents and any(p.attributes.get("sip.callStatus") == "active" for p in callers)
+
+
+def unanswered(participants: list[api.ParticipantInfo]) -> bool:
+    """A phone call still ringing, with no agent in its room."""
+    callers = [p for p in participants if p.kind == api.ParticipantInfo.Kind.SIP]
+    agents = [p for p in participants if p.kind == api.ParticipantInfo.Kind.AGENT]
+    return bool(callers) and not agents and not orphaned(participants)
+
+
+async def phone_calls(lk: api.LiveKitAPI, settings: Settings) -> list[tuple[api.Room, list[api.ParticipantInfo]]]:
+    """Each phone call's room, with who is in it."""
+    phone = [room for room in (await lk.room.list_rooms(api.ListRoomsRequest())).rooms
+             if room.name.startswith(settings.sip_room_prefix)]
+    return list(zip(phone, await provisioning.participants_of(lk, phone), strict=True))
+
+
+async def answer_unanswered_calls(settings: Settings, registered_at: float) -> list[str]:
+    """Sends the agent into the rooms of calls that rang before this worker registered at `registered_at` (a
+    time.time()); their names. A room created since has its own dispatch to this worker on the way."""
+    async with provisioning.livekit_api_of(settings) as lk:
+        waiting = [room.name for room, people in await phone_calls(lk, settings)
+                   if room.creation_time_ms / 1000 < registered_at - HANDLER_DELAY_S and unanswered(people)]
+        for room in waiting:
+            await lk.agent_dispatch.create_dispatch(api.CreateAgentDispatchRequest(agent_name=settings.agent_name,
+                                                                                   room=room))
+    if waiting:
+        log.warning("%d call(s) rang while no agent worker was registered: the agent is sent to them now",
+                    len(waiting))
+    return waiting
+
+
+def on_first_registration(settings: Settings):
+    """An AgentServer "worker_registered" handler (for `server.once`) that answers the calls left ringing."""
+    tasks: set[asyncio.Task] = set()
+
+    def registered(*_args) -> None:
+        task = asyncio.ensure_future(_answer_logging_failures(settings, time.time()))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+    return registered
+
+
+async def _answer_logging_failures(settings: Settings, registered_at: float) -> None:
+    try:
+        await answer_unanswered_calls(settings, registered_at)
+    except Exception as error:  # the server is down again: its own restart drops the rooms anyway
+        log.warning("could not look for calls left ringing while no worker was registered (%s)", error)
 
 
 class OrphanSweeper:
@@ -44,9 +98,7 @@ class OrphanSweeper:
     async def _sweep(self, now: float) -> int:
         settings, ended, seen = self.settings, 0, set()
         async with provisioning.livekit_api_of(settings) as lk:
-            phone = [room for room in (await lk.room.list_rooms(api.ListRoomsRequest())).rooms
-                     if room.name.startswith(settings.sip_room_prefix)]
-            for room, people in zip(phone, await provisioning.participants_of(lk, phone)):
+            for room, people in await phone_calls(lk, settings):
                 if not orphaned(people):
                     continue
                 seen.add(room.name)

@@ -44,12 +44,12 @@ from .failures import (
 )
 from .first_clause import first_clause_tts
 from .keypad import Keypad
+from .orphans import on_first_registration
 from .outbound import IDENTITY as OUTBOUND_IDENTITY
 from .outbound import LEAVE_A_MESSAGE, OutboundCall, detect_and_dial, dial_outcome, opening_line, voicemail_message
 from .providers import build_plugins, choose_providers, session_connect_options
 from .turn_end import TranscriptTurnDetector, turn_detector
 from .turn_policy import TurnPolicy
-from .unanswered_calls import on_first_registration
 
 log = logging.getLogger("agent")
 BUSY = "Sorry, all our lines are busy right now. Please call again in a few minutes. Goodbye."

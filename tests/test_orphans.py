@@ -1,11 +1,12 @@
-"""Which rooms a starting worker ends: answered phone calls that no agent serves any more (agent/orphans.py)."""
+"""Which rooms a starting worker ends (answered phone calls that no agent serves any more) and which it answers (calls
+still ringing with no agent): agent/orphans.py."""
 
 from __future__ import annotations
 
 import pytest
 from livekit import api
 
-from agent.orphans import orphaned
+from agent.orphans import orphaned, unanswered
 
 pytestmark = pytest.mark.unit
 SIP, AGENT, WEB = api.ParticipantInfo.Kind.SIP, api.ParticipantInfo.Kind.AGENT, api.ParticipantInfo.Kind.STANDARD
@@ -28,3 +29,18 @@ def test_an_answered_caller_alone_is_an_orphan():
 ])
 def test_calls_being_served_or_still_ringing_are_left_alone(people):
     assert not orphaned(people)
+
+
+@pytest.mark.parametrize("people", [[person(SIP, "ringing")], [person(SIP)]])
+def test_a_ringing_caller_without_an_agent_is_unanswered(people):
+    assert unanswered(people)
+
+
+@pytest.mark.parametrize("people", [
+    [person(SIP, "ringing"), person(AGENT)],  # its agent is joining
+    [person(SIP, "active")],  # an orphan: ended, not answered again
+    [person(WEB)],
+    [],
+])
+def test_served_orphaned_and_web_calls_are_not_unanswered(people):
+    assert not unanswered(people)

@@ -77,7 +77,6 @@ def test_the_callers_keypad_ignores_the_colleagues_keys_and_keys_pressed_on_hold
     assert acted == []
 
 
-
 async def test_the_hold_music_loops_without_a_silence_the_caller_could_take_for_a_dropped_line():
     music = await hold_music_frames()
     seconds = [frame.samples_per_channel / frame.sample_rate for frame in music]
