@@ -253,6 +253,19 @@ class CallSettings:
     wait_otherwise_s: float = 2.0
 
 
+def replies_prompt(settings: Settings) -> str:
+    """The business's own words, to prime the caller's transcription of the replies as the agent's STT is primed:
+    without them Whisper tiny.en heard Piper say "Burch Lane" and "sardol" for the right "Birch Lane" and
+    "sourdough" (2026-12-06 16:16 run), so right answers failed on the harness's ears, not the agent's."""
+    from agent.business import BusinessProfile
+    from agent.knowledge import read_entries, vocabulary_of
+    from agent.vocabulary import transcription_prompt
+
+    entries = read_entries(settings.business_config) if settings.business_config else []
+    return transcription_prompt(business_name=BusinessProfile.load(settings).business_name,
+                                terms=vocabulary_of(entries))
+
+
 def stay_on_line(scenario: Scenario, settings: CallSettings) -> float:
     if scenario.expect_bye:
         return settings.wait_for_bye_s
@@ -264,7 +277,7 @@ def stay_on_line(scenario: Scenario, settings: CallSettings) -> float:
 
 
 def place(*, audio: list[Path], settings: CallSettings, caller_id: str, record: Path, hangup_after: float,
-          stt) -> CallResult:
+          stt, prompt: str | None = None) -> CallResult:
     options = CallOptions(server=settings.server, number=settings.number, caller_id=caller_id,
                           play=[str(path) for path in audio], codecs=["pcmu"], transcribe=False,
                           record=str(record), timeout=settings.timeout, reply_silence=settings.reply_silence,
@@ -274,7 +287,7 @@ def place(*, audio: list[Path], settings: CallSettings, caller_id: str, record: 
     if result.recording:
         from tools.softphone import transcribe_result
 
-        transcribe_result(result, stt)  # here, with one model, not a model load in every child
+        transcribe_result(result, stt, prompt=prompt)  # here, with one model, not a model load in every child
     return result
 
 
@@ -399,9 +412,10 @@ def main(argv: list[str] | None = None) -> int:
     from local_openai.stt import SpeechToText
 
     stt = SpeechToText()
+    prompt = replies_prompt(agent_settings)
     # One call first that counts for nothing: the agent's models warm up on it, not on the first scenario.
     warmup = place(audio=[], settings=settings, caller_id="+15550300", record=folder / "warmup.wav",
-                   hangup_after=1, stt=stt)
+                   hangup_after=1, stt=stt, prompt=prompt)
     if not warmup.ok:
         print(f"error: the warm-up call failed: {warmup.error}", file=sys.stderr)
         return 1
@@ -416,7 +430,7 @@ def main(argv: list[str] | None = None) -> int:
             count = len(outcomes) + 1
             result = place(audio=[audio[(voice.name, line.say)] for line in scenario.lines], settings=settings,
                            caller_id=f"+1555{count + 400:04d}", record=folder / f"{voice.name}-{scenario.name}.wav",
-                           hangup_after=stay_on_line(scenario, settings), stt=stt)
+                           hangup_after=stay_on_line(scenario, settings), stt=stt, prompt=prompt)
             checks = score_call(scenario, result, transfer_number=plan.transfer_number)
             greeting_ok = any(mentions(result.greeting_text or "", word) for word in plan.greeting_any) \
                 if plan.greeting_any else True
@@ -445,8 +459,8 @@ def main(argv: list[str] | None = None) -> int:
             f"{os.cpu_count()} CPU cores; model: {model}. {len(scenarios)} scenarios (`{shown}`) "
             f"against `{plan.profile}`, each a real SIP call through livekit-sip offering only PCMU (8 kHz), placed "
             f"once per caller voice ({'; '.join(v.description for v in voices)}). The replies are transcribed at the "
-            "caller with the local Whisper tiny.en; voice-to-voice is the end of the caller's speech -> the first "
-            "agent audio, at the caller.", "",
+            "caller with the local Whisper tiny.en, primed with the business's words as the agent's STT is; "
+            "voice-to-voice is the end of the caller's speech -> the first agent audio, at the caller.", "",
             f"Command: `{command_line(argv)}`", "",
             *table, "",
             f"<details><summary>Failed expectations ({len(failures)})</summary>", "",

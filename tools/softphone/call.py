@@ -75,8 +75,10 @@ def place_call(options: CallOptions, tts=None, stt=None, progress: Callable[[str
     return result
 
 
-def transcribe_result(result: CallResult, stt, received: np.ndarray | None = None) -> CallResult:
-    """Fills in what the agent said (greeting, each reply) from the received audio, or from result.recording."""
+def transcribe_result(result: CallResult, stt, received: np.ndarray | None = None, *,
+                      prompt: str | None = None) -> CallResult:
+    """Fills in what the agent said (greeting, each reply) from the received audio, or from result.recording.
+    `prompt`: words to prime the transcription with (the business's own, as the agent's STT gets them)."""
     if received is None:
         if not result.recording:
             raise SoftphoneError("nothing to transcribe: the call was not recorded")
@@ -85,7 +87,7 @@ def transcribe_result(result: CallResult, stt, received: np.ndarray | None = Non
         audio = received[start:end]
         if audio.size == 0:
             continue
-        text = stt.transcribe(audio.astype(np.float32) / 32768.0, PORT_RATE, timestamps=True).strip()
+        text = stt.transcribe(audio.astype(np.float32) / 32768.0, PORT_RATE, prompt=prompt, timestamps=True).strip()
         if key == "greeting":
             result.greeting_text = text
         else:
