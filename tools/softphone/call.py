@@ -58,11 +58,9 @@ def pjsua2_module():
     return pjsua2
 
 
-def place_call(options: CallOptions, tts=None, stt=None, progress: Callable[[str], None] | None = None,
-               report: Callable[[CallResult], None] | None = None) -> CallResult:
+def place_call(options: CallOptions, tts=None, stt=None, progress: Callable[[str], None] | None = None) -> CallResult:
     """Places one call in this process; its timeline. Raises SoftphoneError on bad input (unreadable audio) or when
-    pjsua2 is missing, before any model is loaded. `report` gets the result before the SIP library is destroyed:
-    a native crash in that teardown (seen in the softphone child, in code that ran after it) then loses nothing."""
+    pjsua2 is missing, before any model is loaded."""
     pjsua2_module()
     utterances = prepare_utterances(options, tts)
     if options.transcribe and stt is None:
@@ -71,14 +69,9 @@ def place_call(options: CallOptions, tts=None, stt=None, progress: Callable[[str
         (progress or (lambda _m: None))("loading the local STT model to transcribe the agent ...")
         stt = SpeechToText()
     call = _Call(options, utterances, progress or (lambda _m: None))
-    try:
-        result = call.run()
-        if options.transcribe and stt is not None:
-            transcribe_result(result, stt, call.received)
-        if report is not None:
-            report(result)
-    finally:
-        call.destroy_library()
+    result = call.run()
+    if options.transcribe and stt is not None:
+        transcribe_result(result, stt, call.received)
     return result
 
 
@@ -113,7 +106,6 @@ class _Call:
         self.we_hung_up = False
         self.t0 = 0.0
         self.received = np.zeros(0, np.int16)
-        self._endpoint = None  # the library, kept until destroy_library()
 
     def ms(self, moment: float | None) -> float | None:
         return None if moment is None else round((moment - self.t0) * 1000.0, 1)
@@ -183,20 +175,13 @@ class _Call:
             del port
             if account is not None:
                 account.shutdown()
-            self._endpoint = ep
+            # A SWIG object left in a reference cycle and collected after libDestroy() segfaults (seen twice, in the
+            # collection json.dumps triggered): collect while the library is alive, and no more after, since
+            # libDestroy's own callbacks can leave new cycles. One call per process, so nothing piles up.
+            gc.collect()
+            gc.disable()
+            ep.libDestroy()
         return self.result
-
-    def destroy_library(self) -> None:
-        """Ends the SIP library; after it, no pjsua2 object may be touched, or collected."""
-        if self._endpoint is None:
-            return
-        # A SWIG object left in a reference cycle and collected after libDestroy() segfaults (seen twice, in the
-        # collection json.dumps triggered): collect while the library is alive, and no more after, since
-        # libDestroy's own callbacks can leave new cycles. One call per process, so nothing piles up.
-        gc.collect()
-        gc.disable()
-        self._endpoint.libDestroy()
-        self._endpoint = None
 
     def _answer(self, pj, ep, account, port):
         """Waits for one incoming call and answers it as CallOptions.answer says; the call, or None (none came)."""

@@ -69,18 +69,11 @@ def result_from_process(out: str, err: str, returncode: int | None = None) -> Ca
 def child_main(argv: list[str]) -> int:
     """The child process: one call with the options in argv[0] (JSON); its result as one JSON line on stdout."""
     options = CallOptions.from_json(argv[0])
-    reported: list[CallResult] = []
-
-    def report(result: CallResult) -> None:  # before the library's teardown, which has crashed the child
-        print(result.to_json(), flush=True)
-        reported.append(result)
-
     try:
-        result = place_call(options, progress=lambda m: print(m, file=sys.stderr, flush=True), report=report)
+        result = place_call(options, progress=lambda m: print(m, file=sys.stderr, flush=True))
     except SoftphoneError as error:
         result = CallResult(error=str(error))
-    if not reported:
-        print(result.to_json(), flush=True)
+    print(result.to_json(), flush=True)
     sys.stderr.flush()
     # Skip interpreter teardown: it would run the destructors of pjsua2 objects still referenced after libDestroy().
     os._exit(0 if result.ok else 1)
