@@ -454,7 +454,11 @@ def _answer_for_day(question: HoursQuestion, *, schedule: OpeningHours, now: dat
     yes, no = ("Yes, ", "No, ") if question.yes_no else ("", "")
     if hours.is_open and day == today and all(span.end <= now for span in hours.spans):
         last = max(span.end for span in hours.spans)
-        return sentence(f"{no}we closed at {clock(last)} today.") + _opens_again(schedule, after=now, today=today)
+        answer = sentence(f"{no}we closed at {clock(last)} today.")
+        if question.named_as == "weekday" and hours.usual_key == usual_hours(schedule, day.weekday(), today=today):
+            # "What time do you open on Sunday?" on a Sunday evening asks about Sundays, not only about today.
+            answer += f" On {WEEKDAYS[day.weekday()]}s we're open {spans_words(hours)}."
+        return answer + _opens_again(schedule, after=now, today=today)
     phrase = _day_phrase(question, day, schedule=schedule, today=today, country=country, closed=not hours.is_open)
     if hours.is_open:
         return sentence(f"{yes}{_lead_in(phrase)} we're open {spans_words(hours)}.")

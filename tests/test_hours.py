@@ -109,6 +109,21 @@ def test_office_on_a_sunday(question, answer):
     assert ask(question, OFFICE, now=SUNDAY_MORNING) == answer
 
 
+SUNDAY_EVENING = datetime(2026, 11, 29, 19, 0, tzinfo=NEW_YORK)
+
+
+@pytest.mark.parametrize("question, answer", [
+    # The day named is today and its hours are over: the caller hears that day's usual hours too.
+    ("What time do you open on Sunday?",
+     "We closed at 1 PM today. On Sundays we're open from 8 AM to 1 PM. We open again Tuesday at 7 AM."),
+    ("Are you open on Sunday?",
+     "No, we closed at 1 PM today. On Sundays we're open from 8 AM to 1 PM. We open again Tuesday at 7 AM."),
+    ("When do you close today?", "We closed at 1 PM today. We open again Tuesday at 7 AM."),
+])
+def test_bakery_on_a_sunday_evening(question, answer):
+    assert ask(question, BAKERY, now=SUNDAY_EVENING) == answer
+
+
 def test_split_hours_say_both_intervals():
     hours = "Mo-Fr 08:00-12:00,13:00-17:00"
     assert ask("Are you open on Friday?", hours) == "Yes, on Friday we're open from 8 AM to noon and from 1 PM to 5 PM."
