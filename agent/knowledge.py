@@ -219,12 +219,8 @@ class KnowledgeBase:
                      embedder: Embedder | None = None) -> KnowledgeBase:
         """What a business configured: BUSINESS_CONFIG's `[[faq]]` entries and BUSINESS_FACTS (either may be absent),
         and its name."""
-        entries = []
-        if config_file:
-            if not facts:  # the TOML's own business_facts key, as BusinessProfile reads it
-                facts = str(_toml_value(config_file, "business_facts") or "")
-            entries = read_entries(config_file)
-        return cls([*entries, *entries_from_facts(facts), *profile_entries(business_name)], embedder=embedder)
+        return cls(business_entries(config_file=config_file, facts=facts, business_name=business_name),
+                   embedder=embedder)
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -282,6 +278,17 @@ class KnowledgeBase:
         """Distinctive words for the speech-to-text prompt: the entries' keywords, then the names in the answers
         ("Birch Lane", "Apple Pay"); case-insensitively unique, in order."""
         return vocabulary_of(self.entries)
+
+
+def business_entries(*, config_file: str | Path = "", facts: str = "", business_name: str = "") -> list[Entry]:
+    """The entries of `KnowledgeBase.for_business`, unembedded: BUSINESS_CONFIG's `[[faq]]`, BUSINESS_FACTS (or the
+    TOML's own business_facts key, as BusinessProfile reads it) and the business's name."""
+    entries = []
+    if config_file:
+        if not facts:
+            facts = str(_toml_value(config_file, "business_facts") or "")
+        entries = read_entries(config_file)
+    return [*entries, *entries_from_facts(facts), *profile_entries(business_name)]
 
 
 def generic_questions(path: Path = GENERIC_QUESTIONS) -> list[str]:

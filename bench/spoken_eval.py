@@ -258,12 +258,13 @@ def replies_prompt(settings: Settings) -> str:
     without them Whisper tiny.en heard Piper say "Burch Lane" and "sardol" for the right "Birch Lane" and
     "sourdough" (2026-12-06 16:16 run), so right answers failed on the harness's ears, not the agent's."""
     from agent.business import BusinessProfile
-    from agent.knowledge import read_entries, vocabulary_of
+    from agent.knowledge import business_entries, vocabulary_of
     from agent.vocabulary import transcription_prompt
 
-    entries = read_entries(settings.business_config) if settings.business_config else []
-    return transcription_prompt(business_name=BusinessProfile.load(settings).business_name,
-                                terms=vocabulary_of(entries))
+    name = BusinessProfile.load(settings).business_name
+    entries = business_entries(config_file=settings.business_config or "", facts=settings.business_facts,
+                               business_name=name)
+    return transcription_prompt(business_name=name, terms=vocabulary_of(entries))
 
 
 def stay_on_line(scenario: Scenario, settings: CallSettings) -> float:
