@@ -81,6 +81,11 @@ def usual_hours(schedule: OpeningHours, weekday: int, *, today: date) -> tuple:
     return Counter(keys).most_common(1)[0][0]
 
 
+def is_usual_day(schedule: OpeningHours, day: date, *, today: date) -> bool:
+    """Whether `day` has its weekday's usual hours (not a holiday or other exception)."""
+    return day_hours(schedule, day).usual_key == usual_hours(schedule, day.weekday(), today=today)
+
+
 def next_opening(schedule: OpeningHours, after: datetime) -> datetime | None:
     for begin, _end, state, _comment in schedule.intervals(after, after + LOOKAHEAD):
         if state == State.OPEN:
@@ -429,7 +434,7 @@ def _day_phrase(question: HoursQuestion, day: date, *, schedule: OpeningHours, t
         return day_name(day, today=today)
     if question.named_as == "holiday":
         return f"on {question.holiday}, {day_name(day, today=today, with_date=True)}"
-    usual = day_hours(schedule, day).usual_key == usual_hours(schedule, day.weekday(), today=today)
+    usual = is_usual_day(schedule, day, today=today)
     with_date = question.named_as in ("date", "next weekday") or not usual
     named = day_name(day, today=today, with_date=with_date)
     if named == "tomorrow" and question.named_as == "weekday":
@@ -455,7 +460,7 @@ def _answer_for_day(question: HoursQuestion, *, schedule: OpeningHours, now: dat
     if hours.is_open and day == today and all(span.end <= now for span in hours.spans):
         last = max(span.end for span in hours.spans)
         answer = sentence(f"{no}we closed at {clock(last)} today.")
-        if question.named_as == "weekday" and hours.usual_key == usual_hours(schedule, day.weekday(), today=today):
+        if question.named_as == "weekday" and is_usual_day(schedule, day, today=today):
             # "What time do you open on Sunday?" on a Sunday evening asks about Sundays, not only about today.
             answer += f" On {WEEKDAYS[day.weekday()]}s we're open {spans_words(hours)}."
         return answer + _opens_again(schedule, after=now, today=today)
