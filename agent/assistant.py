@@ -23,6 +23,7 @@ from .turn_policy import (
     ASK_END,
     ASK_MESSAGE,
     DONT_KNOW_NO_COLLEAGUE,
+    STILL_UNCLEAR_NO_COLLEAGUE,
     TOOLS,
     Act,
     Answer,
@@ -51,7 +52,8 @@ COLLEAGUE_UNAVAILABLE = f"Thank you for holding. I'm sorry, my colleague can't t
 # Why a message is taken, from the offer the caller said yes to (anything else: they asked for one).
 OFFERED_MESSAGE = {NO_COLLEAGUE: MessageReason.no_colleague, TRANSFER_FAILED: MessageReason.transfer_failed,
                    COLLEAGUE_UNAVAILABLE: MessageReason.transfer_failed,
-                   DONT_KNOW_NO_COLLEAGUE: MessageReason.unanswered}
+                   DONT_KNOW_NO_COLLEAGUE: MessageReason.unanswered,
+                   STILL_UNCLEAR_NO_COLLEAGUE: MessageReason.unanswered}
 NO_SUCH_KEY = "Sorry, that key does nothing here."
 # Told each message a caller leaves (the call record stores it); `finished` is False for a call that ended halfway.
 MessageTaken = Callable[[TakenMessage, MessageReason, bool], None]
@@ -91,7 +93,8 @@ async def transfer_sip_caller(job, caller: rtc.RemoteParticipant, number: str) -
 
 
 def conversation_of(chat_ctx: llm.ChatContext) -> list[Turn]:
-    return [Turn(item.role, item.text_content or "") for item in chat_ctx.items
+    return [Turn(item.role, item.text_content or "", item.transcript_confidence if item.role == "user" else None)
+            for item in chat_ctx.items
             if isinstance(item, llm.ChatMessage) and item.role in ("user", "assistant")]
 
 

@@ -58,12 +58,15 @@ def session_connect_options():
 
 def build_plugins(choice: ProviderChoice, language: str = "en", stt_prompt: str = ""):
     """STT, LLM and TTS instances for an AgentSession (with session_connect_options()); all three are
-    livekit-plugins-openai. `stt_prompt` primes the transcription with the business's own words."""
+    livekit-plugins-openai (the STT reporting its confidence: agent/stt.py). `stt_prompt` primes the transcription
+    with the business's own words."""
     from livekit.agents import NOT_GIVEN
     from livekit.plugins import openai
 
-    stt = openai.STT(model=choice.stt_model, language=language, base_url=choice.base_url, api_key=choice.api_key,
-                     prompt=stt_prompt or NOT_GIVEN)
+    from .stt import STT
+
+    stt = STT(model=choice.stt_model, language=language, base_url=choice.base_url, api_key=choice.api_key,
+              prompt=stt_prompt or NOT_GIVEN)
     # One tool call per answer: a phone turn needs at most one action, and small models otherwise call them all.
     llm = openai.LLM(model=choice.llm_model, base_url=choice.base_url, api_key=choice.api_key,
                      temperature=choice.llm_temperature, parallel_tool_calls=False)

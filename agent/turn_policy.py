@@ -9,6 +9,9 @@
   whether to end the call) and a caller asking to stay on the line ("don't hang up", "no need to transfer me").
 - A turn that a knowledge-base entry answers gets that answer, as the business wrote it; a question that no entry
   answers gets "I don't know" and an offer of a colleague, never an invented price or policy.
+- A turn the STT was unsure of (Whisper's own confidence, agent/stt.py) is asked again instead of answered: a line
+  that garbled "Do you have sourdough today?" into "Do you have powder, golden may?" gets "Sorry, I didn't catch
+  that", never an answer to the garble; twice in a row, the caller is offered a colleague.
 - Everything else (greetings, small talk) goes to the LLM.
 
 Decisions read only the conversation so far (no hidden state), so a preemptive generation that runs twice for the same
@@ -52,7 +55,8 @@ OKAY = "Okay. What else can I help you with?"
 NOT_TRANSFERRING = OKAY
 YOURE_WELCOME = f"You're welcome! {ASK_END}"
 DONT_KNOW = "I'm sorry, I don't have that information."
-DONT_KNOW_NO_COLLEAGUE = f"{DONT_KNOW} A colleague can call you back. {ASK_MESSAGE}"
+CALL_BACK = f"A colleague can call you back. {ASK_MESSAGE}"
+DONT_KNOW_NO_COLLEAGUE = f"{DONT_KNOW} {CALL_BACK}"
 # A knowledge-base entry this little more relevant than the rest may be one beside the question, not its answer
 # ("can I bring my dog?" -> the seating entry): it is read with an offer of a colleague. Chosen on
 # tests/data/bakery_facts_eval.csv and bakery_near_misses.csv (tests/test_knowledge.py prints it): below 0.06 lie 18
@@ -62,6 +66,15 @@ IF_NOT_ASKED = "If that's not what you asked, "
 TOOLS = {"end_call": "end_call", "transfer": "transfer_to_human", "time": "get_current_time",
          "message": "take_message"}
 HOURS_QUESTION = "What are your opening hours?"
+# Below this transcript confidence a turn is asked again; below the second, a turn that would go to the LLM with no
+# fact beside it (where a garble becomes an invented answer). Chosen on bench/stt_confidence.py's labelled turns
+# (docs/quality.md): the first, the highest at which no Piper turn heard right and about 3 % of espeak-ng's are asked
+# again; the second, the highest at which none of the free answers heard right, in either voice, is.
+PARDON_THRESHOLD = 0.40
+PARDON_THRESHOLD_FREE_ANSWER = 0.55
+PARDON = "Sorry, I didn't catch that. Could you say it again?"
+STILL_UNCLEAR = "I'm sorry, I still couldn't make that out."
+STILL_UNCLEAR_NO_COLLEAGUE = f"{STILL_UNCLEAR} {CALL_BACK}"
 
 
 @dataclass(frozen=True)
@@ -92,6 +105,7 @@ Decision = Act | Say | Answer
 class Turn:
     role: str  # "user" or "assistant"
     text: str
+    confidence: float | None = None  # the STT's, for a spoken caller turn (None: typed, or not reported)
 
 
 class TurnPolicy:
@@ -137,11 +151,18 @@ class TurnPolicy:
 
     def decide(self, conversation: list[Turn]) -> Decision:
         """What to do about the caller's last turn (the last user item of `conversation`)."""
-        words = next((turn.text for turn in reversed(conversation) if turn.role == "user"), "")
+        caller = next((turn for turn in reversed(conversation) if turn.role == "user"), Turn("user", ""))
+        words = caller.text
         vector = self._embed(words) if words.strip() else None
         intent = self.classifier.classify(words, vector=vector)
-        decision = self._decide(words, intent, vector, last_said(conversation))
-        log.info("turn intent %s (%.2f) -> %s", intent.name, intent.confidence, type(decision).__name__)
+        # The question the caller answers is the one before any "say that again".
+        decision = self._decide(words, intent, vector, last_said(conversation, skipping=PARDON))
+        if words.strip() and caller.confidence is not None and (caller.confidence < PARDON_THRESHOLD or (
+                caller.confidence < PARDON_THRESHOLD_FREE_ANSWER and isinstance(decision, Answer)
+                and not decision.facts)):
+            decision = self._pardon(intent, last_said(conversation))
+        heard = "" if caller.confidence is None else f", heard with confidence {caller.confidence:.2f}"
+        log.info("turn intent %s (%.2f)%s -> %s", intent.name, intent.confidence, heard, type(decision).__name__)
         return decision
 
     def _decide(self, words: str, intent: Intent, vector: np.ndarray | None, asked: str) -> Decision:
@@ -189,6 +210,12 @@ class TurnPolicy:
             return self._said(self.dont_know(), intent)
         return Answer(facts, intent)
 
+    def _pardon(self, intent: Intent, asked: str) -> Decision:
+        if asked.endswith(PARDON):  # asked once already: the line, not the caller, is the problem
+            return self._said(f"{STILL_UNCLEAR} {ASK_TRANSFER}" if self.profile.transfer_number
+                              else STILL_UNCLEAR_NO_COLLEAGUE, intent)
+        return self._said(PARDON, intent)
+
     def hours_sentence(self) -> str:
         """The opening hours, read out (the keypad's "hours" key)."""
         if self._schedule is None:
@@ -220,7 +247,7 @@ class TurnPolicy:
     def offer_if_not_answered(self) -> str:
         if self.profile.transfer_number:
             return IF_NOT_ASKED + ASK_TRANSFER[0].lower() + ASK_TRANSFER[1:]
-        return f"{IF_NOT_ASKED}a colleague can call you back. {ASK_MESSAGE}"
+        return f"{IF_NOT_ASKED}{CALL_BACK[0].lower()}{CALL_BACK[1:]}"
 
     def allows(self, tool: str, conversation: list[Turn]) -> Decision:
         """Whether the LLM's own call of an irreversible tool may run: Act (yes), Say (ask first), or Answer (no)."""
@@ -243,13 +270,13 @@ def knowledge_for(config_file: str, facts: str, business_name: str) -> Knowledge
     return KnowledgeBase.for_business(config_file=config_file, facts=facts, business_name=business_name)
 
 
-def last_said(conversation: list[Turn]) -> str:
-    """What the assistant said just before the caller's last turn ("" if nothing)."""
+def last_said(conversation: list[Turn], *, skipping: str = "") -> str:
+    """What the assistant said just before the caller's last turn ("" if nothing), passing over `skipping`."""
     seen_user = False
     for turn in reversed(conversation):
         if turn.role == "user":
             seen_user = True
-        elif seen_user and turn.role == "assistant":
+        elif seen_user and turn.role == "assistant" and not (skipping and turn.text.strip() == skipping):
             return turn.text.strip()
     return ""
 

@@ -259,18 +259,20 @@ def create_app(models: Models, settings: Settings, bind_host: str = LOOPBACK) ->
             except AudioDecodeError as error:
                 raise APIError(400, str(error), param="file") from None
             try:
-                text = await unless_client_leaves(request, run_in_threadpool(
-                    models.stt.transcribe, audio, WHISPER_RATE, fields.language, fields.prompt, cancelled))
+                segments = await unless_client_leaves(request, run_in_threadpool(
+                    models.stt.segments, audio, WHISPER_RATE, language=fields.language, prompt=fields.prompt,
+                    cancelled=cancelled))
             finally:
                 cancelled.set()  # the client left: a transcription still waiting for the model never starts
         finally:
             lanes["stt"].leave()
             await form.close()
+        text = " ".join(segment.text for segment in segments).strip()
         if fields.response_format == "text":
             return PlainTextResponse(text)
         if fields.response_format == "verbose_json":
             return {"task": "transcribe", "language": fields.language or "en", "duration": len(audio) / WHISPER_RATE,
-                    "text": text, "segments": []}
+                    "text": text, "segments": [segment.verbose_json(index) for index, segment in enumerate(segments)]}
         return {"text": text}
 
     @app.post("/v1/audio/speech", max_body_size=MAX_JSON_BYTES)

@@ -6,6 +6,7 @@ import logging
 import os
 import threading
 import time
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -16,6 +17,23 @@ from .model_store import resolve_stt
 
 log = logging.getLogger("local_openai.stt")
 WHISPER_RATE = 16000
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One decoded segment, with the scores OpenAI's verbose_json gives for whisper-1."""
+    text: str
+    start: float
+    end: float
+    tokens: tuple[int, ...]
+    avg_logprob: float
+    no_speech_prob: float
+    compression_ratio: float
+
+    def verbose_json(self, index: int) -> dict:
+        return {"id": index, "start": self.start, "end": self.end, "text": self.text, "tokens": list(self.tokens),
+                "avg_logprob": self.avg_logprob, "no_speech_prob": self.no_speech_prob,
+                "compression_ratio": self.compression_ratio, "temperature": 0.0}
 
 
 class SpeechToText:
@@ -37,6 +55,13 @@ class SpeechToText:
         words ("Thank you. Shall we call you back ..." read as "you."), seen on several sentences of agent speech in
         one clip (13 of 20 clip starts of one reply); 48 caller turns over an 8 kHz line ("Hi. What time do you close
         today?") were cut short in neither mode, at the same WER and speed, so the agent's STT keeps the default."""
+        segments = self.segments(audio, sample_rate, language=language, prompt=prompt, cancelled=cancelled,
+                                 timestamps=timestamps)
+        return " ".join(segment.text for segment in segments).strip()
+
+    def segments(self, audio: np.ndarray, sample_rate: int, *, language: str | None = None, prompt: str | None = None,
+                 cancelled: threading.Event | None = None, timestamps: bool = False) -> list[Segment]:
+        """transcribe(), segment by segment with Whisper's own scores (the agent reads how sure it was)."""
         if sample_rate != WHISPER_RATE:
             pcm = (np.clip(audio, -1, 1) * 32767).astype(np.int16)
             resampler = StreamResampler(sample_rate, WHISPER_RATE)
@@ -48,9 +73,12 @@ class SpeechToText:
             if cancelled is not None and cancelled.is_set():
                 log.info("stt: the client left while it waited; %.1f s of audio not transcribed",
                          audio.size / WHISPER_RATE)
-                return ""
+                return []
             segments, _info = self._model.transcribe(
                 audio.astype(np.float32), language=(language or None), beam_size=1, initial_prompt=prompt or None,
                 condition_on_previous_text=False, without_timestamps=not timestamps, vad_filter=False,
             )
-            return " ".join(segment.text.strip() for segment in segments).strip()
+            return [Segment(text=segment.text.strip(), start=segment.start, end=segment.end,
+                            tokens=tuple(segment.tokens), avg_logprob=segment.avg_logprob,
+                            no_speech_prob=segment.no_speech_prob, compression_ratio=segment.compression_ratio)
+                    for segment in segments]

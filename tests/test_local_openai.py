@@ -77,6 +77,23 @@ def test_speech_round_trips_through_transcription(client):
     assert "office" in words and "friday" in words, text
 
 
+def test_verbose_transcription_says_how_sure_it_is(client):
+    """verbose_json carries Whisper's segment scores: clear speech scores high, the same speech played backwards
+    (speech-like, no words) low, so the agent (agent/stt.py) can ask a caller to say a garbled turn again."""
+    from agent.stt import confidence_from_segments
+
+    wav = client.audio.speech.create(model="tts-1", voice="alloy", response_format="wav",
+                                     input="Do you have sourdough bread today?").read()
+    pcm = np.frombuffer(wav[44:], dtype=np.int16)[::3]
+    scores = {}
+    for name, audio in (("forwards", pcm), ("backwards", pcm[::-1].copy())):
+        heard = client.audio.transcriptions.create(model="whisper-1", response_format="verbose_json",
+                                                   file=("q.wav", wav_bytes(audio, 8000)))
+        assert heard.segments is not None
+        scores[name] = confidence_from_segments(heard.segments)
+    assert scores["forwards"] > 0.6 and scores["backwards"] < 0.45, scores
+
+
 def test_streaming_chat_answers_in_text(client):
     stream = client.chat.completions.create(
         model="gpt-4o-mini", stream=True, stream_options={"include_usage": True}, max_tokens=40,

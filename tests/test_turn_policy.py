@@ -16,6 +16,10 @@ from agent.turn_policy import (
     ASK_TRANSFER,
     NOT_ENDING,
     OKAY,
+    PARDON,
+    PARDON_THRESHOLD,
+    PARDON_THRESHOLD_FREE_ANSWER,
+    STILL_UNCLEAR,
     SURE_MATCH,
     WAIT_REPLY,
     YOURE_WELCOME,
@@ -193,6 +197,47 @@ def test_the_llms_own_end_call_is_refused_unless_the_caller_meant_it():
     rules = policy({"don't hang up": Intent("other", 0.9), "bye": Intent("end_call", 0.95)})
     assert isinstance(rules.allows("end_call", said("don't hang up")), Answer)
     assert isinstance(rules.allows("end_call", said("bye")), Act)
+
+
+def heard(*turns: tuple[str, float | None]) -> list[Turn]:
+    return [Turn("assistant" if i % 2 else "user", t, c if i % 2 == 0 else None) for i, (t, c) in enumerate(turns)]
+
+
+def test_a_turn_the_stt_was_unsure_of_is_asked_again_not_acted_on():
+    rules = policy({"bye": Intent("end_call", 0.97)}, {"do you have sourdough?": "Yes, every day."})
+    unsure = PARDON_THRESHOLD - 0.05
+    assert rules.decide(heard(("bye", unsure))).text == PARDON
+    assert isinstance(rules.allows("end_call", heard(("bye", unsure))), Answer)  # no hang-up on a garble
+    assert rules.decide(heard(("do you have sourdough?", unsure))).text == PARDON
+    assert isinstance(rules.decide(heard(("bye", PARDON_THRESHOLD + 0.05))), Act)
+    assert rules.decide(heard(("do you have sourdough?", None))).text == "Yes, every day."  # typed: no score
+
+
+def test_twice_unclear_offers_a_colleague_or_a_message():
+    unsure = PARDON_THRESHOLD - 0.1
+    twice = heard(("mumble", unsure), (PARDON, None), ("mumble again", unsure))
+    with_colleague = policy({}).decide(twice).text
+    assert with_colleague.startswith(STILL_UNCLEAR) and with_colleague.endswith(ASK_TRANSFER)
+    without = TurnPolicy(profile=BusinessProfile(), knowledge=StandInKnowledge({}),
+                         classifier=StandInClassifier({})).decide(twice).text
+    assert without.startswith(STILL_UNCLEAR) and without.endswith(ASK_MESSAGE)
+    # heard this time: decided as any turn (here: to the LLM)
+    assert isinstance(policy({}).decide(heard(("mumble", unsure), (PARDON, None), ("hello there", 0.9))), Answer)
+
+
+def test_a_free_answer_needs_a_surer_hearing_than_a_fact():
+    rules = policy({}, {"do you have sourdough?": "Yes, every day."})
+    between = (PARDON_THRESHOLD + PARDON_THRESHOLD_FREE_ANSWER) / 2
+    assert rules.decide(heard(("hello there how are you", between))).text == PARDON  # would go to the LLM
+    assert rules.decide(heard(("do you have sourdough?", between))).text == "Yes, every day."
+
+
+def test_an_answer_repeated_after_a_pardon_answers_the_question_before_it():
+    rules = policy({"ok then": Intent("end_call", 0.5), "yes": Intent("yes", 0.9)})
+    unsure, sure = PARDON_THRESHOLD - 0.1, 0.9
+    assert rules.decide(heard(("ok then", sure), (ASK_END, None), ("yes", unsure))).text == PARDON
+    assert isinstance(rules.decide(heard(("ok then", sure), (ASK_END, None), ("yes", unsure), (PARDON, None),
+                                         ("yes", sure))), Act)
 
 
 def test_last_said_is_what_the_assistant_said_before_the_callers_turn():
