@@ -1,0 +1,162 @@
+"""Does Whisper's own confidence tell a garbled caller turn from a heard one? Labelled by what the agent would do.
+
+    .venv/bin/python bench/stt_confidence.py [--voices piper,espeak] [--every 3] [--write docs/quality.md]
+
+Caller utterances (the labelled intent set, every `--every`th one; the bakery's fact questions and near misses; the
+STT benchmark's sentences) are spoken by Piper and espeak-ng over an 8 kHz mu-law line and transcribed by the agent's
+STT (local_openai.stt, with the business's vocabulary prompt). Each turn is decided by the bakery's TurnPolicy twice:
+on the words as written and on the words as heard. A turn is *misheard* when the two decisions differ (another
+action, sentence or knowledge-base answer), or when both go to the LLM and half the words or more are wrong. For each
+confidence threshold: how many misheard turns would get "please say that again" instead (caught), and how many heard
+turns would be asked again needlessly; over all turns, and over the turns that would go to the LLM with no fact beside
+them. Last, what the shipped policy (agent/turn_policy.py, given the confidence) does with them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import platform
+import sys
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from agent.stt import confidence_from_segments  # noqa: E402
+from agent.turn_policy import (  # noqa: E402
+    PARDON,
+    PARDON_THRESHOLD,
+    PARDON_THRESHOLD_FREE_ANSWER,
+    Act,
+    Answer,
+    Say,
+    Turn,
+    TurnPolicy,
+)
+from bench.report import replace_section  # noqa: E402
+from bench.stt_wer import PHONE_RATE, SENTENCES, normalise, progress, synthesize_all, word_errors  # noqa: E402
+from stack.settings import Settings  # noqa: E402
+
+DATA = ROOT / "tests" / "data"
+BAKERY = Settings.of(BUSINESS_CONFIG=str(DATA / "bakery.toml"))
+THRESHOLDS = (0.30, 0.35, 0.40, 0.45, 0.50, 0.55, 0.60)
+GARBLED_WER = 0.5
+
+
+def utterances(every: int) -> list[str]:
+    with (DATA / "caller_intents.csv").open(newline="") as handle:
+        intents = [row["utterance"] for row in csv.DictReader(handle)][::every]
+    questions = []
+    for name in ("bakery_facts_eval.csv", "bakery_near_misses.csv"):
+        with (DATA / name).open(newline="") as handle:
+            questions += [row["question"] for row in csv.DictReader(handle)]
+    return list(dict.fromkeys(intents + questions + SENTENCES))
+
+
+def signature(decision) -> tuple:
+    if isinstance(decision, Act):
+        return ("act", decision.tool)
+    if isinstance(decision, Say):
+        return ("say", decision.text)
+    assert isinstance(decision, Answer)
+    return ("llm", decision.facts)
+
+
+@dataclass
+class Heard:
+    voice: str
+    said: str
+    heard: str
+    confidence: float
+    wer: float
+    misheard: bool
+    free_answer: bool  # heard, it would go to the LLM with no fact beside it
+    pardoned: bool  # the shipped policy asks it again
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--voices", default="piper,espeak")
+    parser.add_argument("--every", type=int, default=3, help="take every Nth utterance of the labelled intent set")
+    parser.add_argument("--write", type=Path, help="replace this section of a Markdown file with the table")
+    args = parser.parse_args(argv)
+
+    from local_openai.stt import SpeechToText
+
+    saturday_noon = datetime(2026, 12, 5, 12, 0)
+    policy = TurnPolicy.load(BAKERY, now=lambda zone: saturday_noon.replace(tzinfo=zone or ZoneInfo("UTC")))
+    prompt = policy.transcription_prompt()
+    said = utterances(args.every)
+    progress(f"{len(said)} utterances; synthesizing")
+    calls = synthesize_all(args.voices.split(","), said)
+    stt = SpeechToText()
+    results: list[Heard] = []
+    for voice, audios in calls.items():
+        for index, (text, audio) in enumerate(zip(said, audios, strict=True), start=1):
+            segments = stt.segments(audio, PHONE_RATE, language="en", prompt=prompt)
+            heard = " ".join(segment.text for segment in segments).strip()
+            reference, hypothesis = normalise(text), normalise(heard)
+            wer = word_errors(reference, hypothesis) / max(len(reference), 1)
+            expected = signature(policy.decide([Turn("user", text)]))
+            got = signature(policy.decide([Turn("user", heard)]))
+            misheard = expected != got or (expected[0] == "llm" and wer >= GARBLED_WER)
+            confidence = confidence_from_segments(segments) or 0.0
+            pardoned = getattr(policy.decide([Turn("user", heard, confidence)]), "text", None) == PARDON
+            results.append(Heard(voice, text, heard, confidence, wer, misheard, got == ("llm", ()), pardoned))
+            if index % 50 == 0:
+                progress(f"{voice}: {index}/{len(said)} transcribed and decided")
+    lines = [f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {platform.machine()} with "
+             f"{os.cpu_count()} CPU cores, in-process (no call), the bakery profile (tests/data/bakery.toml), "
+             f"Whisper {stt.model_name} with the vocabulary prompt, 8 kHz mu-law.", "", *report(results)]
+    print("\n".join(lines))
+    if args.write:
+        replace_section(args.write, "bench/stt_confidence.py",
+                        "\n".join(["## Asking a garbled turn again: the STT's confidence (bench/stt_confidence.py)",
+                                   "", *lines]))
+    return 0
+
+
+def report(results: list[Heard]) -> list[str]:
+    command = "`.venv/bin/python bench/stt_confidence.py --write docs/quality.md`"
+    voices = sorted({r.voice for r in results}, key=["piper", "espeak"].index)
+    lines = [f"Rerun: {command} ({len(results)} turns; misheard: the policy decides differently on the words as "
+             f"heard, or an LLM turn has WER >= {GARBLED_WER:.0%}).", ""]
+    header = "| threshold | " + " | ".join(f"{v}: misheard caught | {v}: heard asked again" for v in voices) + " |"
+
+    def cells(turns: list[Heard], asked) -> str:
+        out = []
+        for voice in voices:
+            bad = [r for r in turns if r.voice == voice and r.misheard]
+            good = [r for r in turns if r.voice == voice and not r.misheard]
+            caught, needless = sum(map(asked, bad)), sum(map(asked, good))
+            out += [f"{caught}/{len(bad)} ({caught / max(len(bad), 1):.0%})",
+                    f"{needless}/{len(good)} ({needless / max(len(good), 1):.1%})"]
+        return " | ".join(out)
+
+    for title, turns in (("All turns", results),
+                         ("Turns that would go to the LLM with no fact beside them", [r for r in results
+                                                                                     if r.free_answer])):
+        lines += [f"{title}:", "", header, "|" + "---|" * (1 + 2 * len(voices))]
+        for threshold in THRESHOLDS:
+            lines.append(f"| {threshold:.2f} | " + cells(turns, lambda r, t=threshold: r.confidence < t) + " |")
+        lines.append("")
+    lines += [f"Shipped (PARDON_THRESHOLD {PARDON_THRESHOLD}, {PARDON_THRESHOLD_FREE_ANSWER} for a free answer):", "",
+              header, "|" + "---|" * (1 + 2 * len(voices)),
+              "| policy | " + cells(results, lambda r: r.pardoned) + " |"]
+    lines += ["", "Misheard turns, lowest confidence first (said -> heard, confidence):", ""]
+    for r in sorted((r for r in results if r.misheard), key=lambda r: r.confidence)[:40]:
+        lines.append(f"- {r.voice}: \"{r.said}\" -> \"{r.heard}\" ({r.confidence:.2f})")
+    lines += ["", "Heard turns with the lowest confidence:", ""]
+    for r in sorted((r for r in results if not r.misheard), key=lambda r: r.confidence)[:15]:
+        lines.append(f"- {r.voice}: \"{r.said}\" -> \"{r.heard}\" ({r.confidence:.2f})")
+    return lines
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
