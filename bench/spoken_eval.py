@@ -311,9 +311,14 @@ def _percentile(values: list[float], q: float) -> str:
     return f"{np.percentile(values, q):.0f}" if values else "-"
 
 
+# The agent's words when the line garbled a turn (agent/turn_policy.py's PARDON and STILL_UNCLEAR), as heard.
+ASKED_AGAIN = ("catch that", "say it again", "make that out")
+
+
 def summary_table(outcomes: list[Outcome], voices: list[str]) -> list[str]:
     rows = ["| voice | expectations met | calls fully passed | voice-to-voice p50 (ms) | voice-to-voice p95 (ms) "
-            "| greeting names the business | harness errors |", "|---|---|---|---|---|---|---|"]
+            "| greeting names the business | caller asked to repeat | harness errors |",
+            "|---|---|---|---|---|---|---|---|"]
     groups = [(voice, [o for o in outcomes if o.voice == voice]) for voice in voices]
     if len(voices) > 1:
         groups.append(("all", outcomes))
@@ -325,8 +330,10 @@ def summary_table(outcomes: list[Outcome], voices: list[str]) -> list[str]:
         passed = sum(o.passed for o in group)
         greeted = sum(o.greeting_ok for o in group)
         errors = sum(not o.result.ok for o in group)
+        replies = [t.reply_text or "" for o in group for t in o.result.turns]
+        repeats = sum(any(mentions(reply, words) for words in ASKED_AGAIN) for reply in replies)
         rows.append(f"| {name} | {met}/{total} ({share}) | {passed}/{len(group)} | {_percentile(v2v, 50)} "
-                    f"| {_percentile(v2v, 95)} | {greeted}/{len(group)} | {errors} |")
+                    f"| {_percentile(v2v, 95)} | {greeted}/{len(group)} | {repeats}/{len(replies)} | {errors} |")
     return rows
 
 

@@ -6,11 +6,13 @@ from bench.report import replace_section
 from bench.spoken_eval import (
     SCENARIOS,
     Line,
+    Outcome,
     Scenario,
     ScenarioError,
     load_scenarios,
     mentions,
     score_call,
+    summary_table,
 )
 from tools.softphone import CallResult, Turn
 
@@ -40,6 +42,13 @@ def test_a_reply_with_a_keyword_passes_and_one_without_fails():
     assert failed(SATURDAY, call("On Saturday we close at 6 PM.")) == []
     assert failed(SATURDAY, call("On Saturdays we close at six.")) == []
     assert failed(SATURDAY, call("We're open Tuesday to Saturday.")) == ["reply 1 mentions one of ['6', 'six']"]
+
+
+def test_the_table_counts_the_replies_that_ask_the_caller_to_repeat():
+    result = call("Sorry, I didn't catch that. Could you say it again?", "On Saturday we close at 6 PM.")
+    row = summary_table([Outcome("piper", SATURDAY, result, score_call(SATURDAY, result, transfer_number=TRANSFER),
+                                 greeting_ok=True)], ["piper"])[2]
+    assert "| 1/2 |" in row, row
 
 
 def test_numbers_match_whole_and_words_match_where_they_start():
