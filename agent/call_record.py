@@ -156,6 +156,8 @@ class CallRecord:
         started, ended = (_time(metrics.get(name)) for name in METRIC_TIMES)
         figures = {name: round(value, 4) for name, value in metrics.items()
                    if name not in METRIC_TIMES and isinstance(value, (int, float))}
+        if item.role == "user" and item.transcript_confidence is not None:  # how sure the STT was (agent/stt.py)
+            figures["transcript_confidence"] = round(item.transcript_confidence, 4)
         fields = dict(role=Role(item.role), text=text, started_at=started, ended_at=ended or _time(item.created_at),
                       interrupted=bool(item.interrupted), metrics=figures or None)
 

@@ -45,9 +45,10 @@ SETTINGS = SimpleNamespace(local_llm_model="qwen2.5-coder-0.5b")
 PROVIDERS = SimpleNamespace(name="local", llm_model="gpt-4o-mini")
 
 
-def said(role: str, text: str, interrupted: bool = False, **metrics) -> ConversationItemAddedEvent:
+def said(role: str, text: str, interrupted: bool = False, heard: float | None = None,
+         **metrics) -> ConversationItemAddedEvent:
     return ConversationItemAddedEvent(item=llm.ChatMessage(role=role, content=[text], interrupted=interrupted,
-                                                           metrics=metrics))
+                                                           metrics=metrics, transcript_confidence=heard))
 
 
 async def started(store, tmp_path, session=None, **record_options) -> tuple[CallRecord, Session]:
@@ -65,7 +66,7 @@ async def test_a_call_is_written_as_it_happens(store, tmp_path):
     record.intent_decided("When are you open?", Intent("hours", 0.91))  # a preemptive generation decides first
     session.emit("conversation_item_added", said("user", "When are you open?", started_speaking_at=stopped - 1.5,
                                                  stopped_speaking_at=stopped, end_of_turn_delay=0.41,
-                                                 transcription_delay=0.2))
+                                                 transcription_delay=0.2, heard=0.8123456))
     session.emit("conversation_item_added", said("user", "Thanks, and your address?"))
     record.intent_decided("Thanks, and your address?", Intent("question", 0.66))  # decided after it was written
     session.emit("function_tools_executed", FunctionToolsExecutedEvent(
@@ -86,7 +87,8 @@ async def test_a_call_is_written_as_it_happens(store, tmp_path):
         ("user", "Thanks, and your address?"), ("tool", "It's 10 am."), ("assistant", "Monday to")]
     assert (turns[1].intent, turns[1].intent_confidence) == ("hours", 0.91)
     assert (turns[2].intent, turns[2].intent_confidence) == ("question", 0.66)
-    assert turns[1].metrics == {"end_of_turn_delay": 0.41, "transcription_delay": 0.2}
+    assert turns[1].metrics == {"end_of_turn_delay": 0.41, "transcription_delay": 0.2,
+                                "transcript_confidence": 0.8123}  # how sure the STT was
     assert abs((turns[1].ended_at - turns[1].started_at).total_seconds() - 1.5) < 0.01
     assert (turns[3].tool_name, turns[3].tool_args) == ("get_current_time", {"zone": "local"})
     assert turns[4].interrupted and turns[4].metrics == {"llm_node_ttft": 0.8, "tts_node_ttfb": 0.3,
