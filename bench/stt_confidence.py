@@ -1,6 +1,7 @@
 """Does Whisper's own confidence tell a garbled caller turn from a heard one? Labelled by what the agent would do.
 
     .venv/bin/python bench/stt_confidence.py [--voices piper,espeak] [--every 3] [--write docs/quality.md]
+    .venv/bin/python bench/stt_confidence.py --live .run/eval/calls.sqlite3   # the last `make eval`'s live turns
 
 Caller utterances (the labelled intent set, every `--every`th one; the bakery's fact questions and near misses; the
 STT benchmark's sentences) are spoken by Piper and espeak-ng over an 8 kHz mu-law line and transcribed by the agent's
@@ -10,6 +11,9 @@ action, sentence or knowledge-base answer), or when both go to the LLM and half 
 confidence threshold: how many misheard turns would get "please say that again" instead (caught), and how many heard
 turns would be asked again needlessly; over all turns, and over the turns that would go to the LLM with no fact beside
 them. Last, what the shipped policy (agent/turn_policy.py, given the confidence) does with them.
+
+`--live` reads the same from real calls instead: the call store of a `make eval` run, where each caller turn keeps
+the confidence the agent's STT gave it over SIP, matched in order to the scenario lines the caller said.
 """
 
 from __future__ import annotations
@@ -85,12 +89,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--voices", default="piper,espeak")
     parser.add_argument("--every", type=int, default=3, help="take every Nth utterance of the labelled intent set")
     parser.add_argument("--write", type=Path, help="replace this section of a Markdown file with the table")
+    parser.add_argument("--live", type=Path, help="a spoken evaluation's call store (calls.sqlite3) to read instead")
     args = parser.parse_args(argv)
-
-    from local_openai.stt import SpeechToText
 
     saturday_noon = datetime(2026, 12, 5, 12, 0)
     policy = TurnPolicy.load(BAKERY, now=lambda zone: saturday_noon.replace(tzinfo=zone or ZoneInfo("UTC")))
+    if args.live:
+        lines = [f"Live turns of the spoken evaluation in {args.live}:", "", *report(live_turns(args.live, policy))]
+        print("\n".join(lines))
+        return 0
+
+    from local_openai.stt import SpeechToText
+
     prompt = policy.transcription_prompt()
     said = utterances(args.every)
     progress(f"{len(said)} utterances; synthesizing")
@@ -101,14 +111,7 @@ def main(argv: list[str] | None = None) -> int:
         for index, (text, audio) in enumerate(zip(said, audios, strict=True), start=1):
             segments = stt.segments(audio, PHONE_RATE, language="en", prompt=prompt)
             heard = " ".join(segment.text for segment in segments).strip()
-            reference, hypothesis = normalise(text), normalise(heard)
-            wer = word_errors(reference, hypothesis) / max(len(reference), 1)
-            expected = signature(policy.decide([Turn("user", text)]))
-            got = signature(policy.decide([Turn("user", heard)]))
-            misheard = expected != got or (expected[0] == "llm" and wer >= GARBLED_WER)
-            confidence = confidence_from_segments(segments) or 0.0
-            pardoned = getattr(policy.decide([Turn("user", heard, confidence)]), "text", None) == PARDON
-            results.append(Heard(voice, text, heard, confidence, wer, misheard, got == ("llm", ()), pardoned))
+            results.append(judge(policy, voice, text, heard, confidence_from_segments(segments) or 0.0))
             if index % 50 == 0:
                 progress(f"{voice}: {index}/{len(said)} transcribed and decided")
     lines = [f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {platform.machine()} with "
@@ -120,6 +123,48 @@ def main(argv: list[str] | None = None) -> int:
                         "\n".join(["## Asking a garbled turn again: the STT's confidence (bench/stt_confidence.py)",
                                    "", *lines]))
     return 0
+
+
+def judge(policy: TurnPolicy, voice: str, said: str, heard: str, confidence: float) -> Heard:
+    """One caller turn, labelled: misheard or not, and whether the shipped policy asks it again."""
+    reference, hypothesis = normalise(said), normalise(heard)
+    wer = word_errors(reference, hypothesis) / max(len(reference), 1)
+    expected = signature(policy.decide([Turn("user", said)]))
+    got = signature(policy.decide([Turn("user", heard)]))
+    misheard = expected != got or (expected[0] == "llm" and wer >= GARBLED_WER)
+    pardoned = getattr(policy.decide([Turn("user", heard, confidence)]), "text", None) == PARDON
+    return Heard(voice, said, heard, confidence, wer, misheard, got == ("llm", ()), pardoned)
+
+
+def live_turns(database: Path, policy: TurnPolicy) -> list[Heard]:
+    """The caller turns of a spoken evaluation's calls, each matched to the line said. bench/spoken_eval.py dials
+    from +1555(0401 + n) for its n-th call, each voice through every scenario in file order; a call whose caller
+    turns do not match its lines one to one (a line split in two, a retried call's first try) is left out."""
+    from bench.spoken_eval import load_scenarios
+    from calls.store import CallStore
+
+    scenarios = load_scenarios().scenarios
+    store = CallStore.at(f"sqlite:///{database}")
+    try:
+        calls = sorted(store.list_calls(limit=None, turns=True), key=lambda call: call.started_at)
+    finally:
+        store.close()
+    latest = {call.caller_number: call for call in calls}  # a retried call: its last try
+    results, skipped = [], 0
+    for number, call in sorted(latest.items()):
+        index = int(number[-4:]) - 401 if number and number[-4:].isdigit() else -1
+        if not 0 <= index < 2 * len(scenarios):
+            continue
+        voice, scenario = ("piper", "espeak")[index // len(scenarios)], scenarios[index % len(scenarios)]
+        turns = [turn for turn in call.turns if turn.role == "user"]
+        if len(turns) != len(scenario.lines) or any((turn.metrics or {}).get("transcript_confidence") is None
+                                                    for turn in turns):
+            skipped += 1
+            continue
+        results += [judge(policy, voice, line.say, turn.text, turn.metrics["transcript_confidence"])
+                    for line, turn in zip(scenario.lines, turns, strict=True)]
+    progress(f"{len(results)} live turns matched to their lines; {skipped} calls left out")
+    return results
 
 
 def report(results: list[Heard]) -> list[str]:
