@@ -1,7 +1,7 @@
 """The agent worker: registers with LiveKit under AGENT_NAME and runs one phone call per job.
 
-Pipeline per call: caller audio -> Silero VAD -> STT -> end-of-turn check (agent/turn_end.py) -> LLM (+tools) -> TTS
--> caller.
+Pipeline per call: caller audio -> Silero VAD -> STT (started at the first short silence: agent/early_transcription.py)
+-> end-of-turn check (agent/turn_end.py) -> LLM (+tools) -> TTS -> caller.
 build_server(settings) makes the worker; nothing here reads the settings at import.
 """
 
@@ -32,6 +32,7 @@ from .assistant import PhoneAssistant
 from .business import BusinessProfile
 from .call_limits import ALREADY_CALLING, CallLimits, max_duration_of, seconds_since
 from .call_record import CallRecord, open_call_store
+from .early_transcription import EarlyTranscription
 from .failures import (
     APOLOGY,
     APOLOGY_THEN_TRANSFER,
@@ -322,8 +323,9 @@ async def converse(ctx: JobContext, policy: TurnPolicy, record: CallRecord, call
     profile = policy.profile
     stt, llm, tts = build_plugins(providers, profile.agent_language, stt_prompt=policy.transcription_prompt())
     detector = turn_detector(providers)
+    vad = ctx.proc.userdata["vad"]
     session = AgentSession(
-        vad=ctx.proc.userdata["vad"], stt=stt, llm=llm, tts=first_clause_tts(tts),
+        vad=vad, stt=EarlyTranscription(stt=stt, vad=vad), llm=llm, tts=first_clause_tts(tts),
         conn_options=session_connect_options(),
         user_away_timeout=settings.agent_silence_timeout or None,
         turn_handling={
