@@ -9,6 +9,7 @@ import socket
 import threading
 import time
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 
 import httpx
 import numpy as np
@@ -69,9 +70,12 @@ class FakeSTT:
     model_name: str = "tiny.en"
     heard: list[float] = field(default_factory=list)  # seconds of audio transcribed
 
-    def transcribe(self, audio, sample_rate, language=None, prompt=None, cancelled=None):
+    def segments(self, audio, sample_rate, *, language=None, prompt=None, cancelled=None):
+        from local_openai.stt import Segment
+
         self.heard.append(audio.size / sample_rate)
-        return "hello"
+        return [Segment(text="hello", start=0.0, end=audio.size / sample_rate, tokens=(1,), avg_logprob=-0.1,
+                        no_speech_prob=0.0, compression_ratio=1.0)]
 
 
 class FakeTTS:
@@ -300,7 +304,7 @@ def test_a_failure_inside_is_a_500_that_echoes_nothing(server, monkeypatch):
     def explode(*args, **kwargs):
         raise RuntimeError("secret internals /srv/phone/.env")
 
-    monkeypatch.setattr(server.models.stt, "transcribe", explode)
+    monkeypatch.setattr(server.models.stt, "segments", explode)
     response = transcribe(server, encoded_silence("wav", "pcm_s16le", 8000, 1))
     assert response.status_code == 500
     assert "secret internals" not in response.text and "reference" in response.json()["error"]["message"]
@@ -385,7 +389,8 @@ def test_a_transcription_whose_client_left_while_it_waited_never_runs():
         def transcribe(self, audio, **options):
             self.decoded.append(audio.size)
             self.hold.wait(30)
-            return iter([type("Segment", (), {"text": "hello"})()]), None
+            return iter([SimpleNamespace(text="hello", start=0.0, end=1.0, tokens=[1], avg_logprob=-0.1,
+                                         no_speech_prob=0.0, compression_ratio=1.0)]), None
 
     stt = SpeechToText.__new__(SpeechToText)
     stt.model_name, stt._model, stt._lock = "tiny.en", FakeWhisper(), threading.Lock()
