@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
         print("\n".join(lines))
         return 0
 
-    from local_openai.stt import SpeechToText
+    from local_openai.stt import SpeechToText, text_of
 
     prompt = policy.transcription_prompt()
     said = utterances(args.every)
@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     for voice, audios in calls.items():
         for index, (text, audio) in enumerate(zip(said, audios, strict=True), start=1):
             segments = stt.segments(audio, PHONE_RATE, language="en", prompt=prompt)
-            heard = " ".join(segment.text for segment in segments).strip()
+            heard = text_of(segments)
             results.append(judge(policy, voice, text, heard, confidence_from_segments(segments) or 0.0))
             if index % 50 == 0:
                 progress(f"{voice}: {index}/{len(said)} transcribed and decided")

@@ -29,7 +29,7 @@ from .audio import AudioDecodeError, decode_to_mono
 from .guard import Busy, Guard, Lane
 from .llm import ChatModel, ContextLengthExceeded, Generation
 from .schemas import ChatRequest, NamedToolChoice, SpeechRequest, TranscriptionForm, TurnEndRequest, first_problem
-from .stt import WHISPER_RATE, SpeechToText
+from .stt import WHISPER_RATE, SpeechToText, text_of
 from .tool_calls import ToolCall, ToolCallParser
 from .tts import TextToSpeech
 from .turn_end import TurnEndModel
@@ -267,7 +267,7 @@ def create_app(models: Models, settings: Settings, bind_host: str = LOOPBACK) ->
         finally:
             lanes["stt"].leave()
             await form.close()
-        text = " ".join(segment.text for segment in segments).strip()
+        text = text_of(segments)
         if fields.response_format == "text":
             return PlainTextResponse(text)
         if fields.response_format == "verbose_json":

@@ -36,6 +36,11 @@ class Segment:
                 "compression_ratio": self.compression_ratio, "temperature": 0.0}
 
 
+def text_of(segments: list[Segment]) -> str:
+    """The transcript the segments make together."""
+    return " ".join(segment.text for segment in segments).strip()
+
+
 class SpeechToText:
     def __init__(self, model: str | None = None, threads: int | None = None):
         from faster_whisper import WhisperModel
@@ -57,7 +62,7 @@ class SpeechToText:
         today?") were cut short in neither mode, at the same WER and speed, so the agent's STT keeps the default."""
         segments = self.segments(audio, sample_rate, language=language, prompt=prompt, cancelled=cancelled,
                                  timestamps=timestamps)
-        return " ".join(segment.text for segment in segments).strip()
+        return text_of(segments)
 
     def segments(self, audio: np.ndarray, sample_rate: int, *, language: str | None = None, prompt: str | None = None,
                  cancelled: threading.Event | None = None, timestamps: bool = False) -> list[Segment]:
