@@ -95,7 +95,8 @@ def main(argv: list[str] | None = None) -> int:
     saturday_noon = datetime(2026, 12, 5, 12, 0)
     policy = TurnPolicy.load(BAKERY, now=lambda zone: saturday_noon.replace(tzinfo=zone or ZoneInfo("UTC")))
     if args.live:
-        lines = [f"Live turns of the spoken evaluation in {args.live}:", "", *report(live_turns(args.live, policy))]
+        turns = live_turns(args.live, policy)
+        lines = [f"Live turns of the spoken evaluation in {args.live}:", "", *report(turns, f"--live {args.live}")]
         print("\n".join(lines))
         return 0
 
@@ -167,8 +168,8 @@ def live_turns(database: Path, policy: TurnPolicy) -> list[Heard]:
     return results
 
 
-def report(results: list[Heard]) -> list[str]:
-    command = "`.venv/bin/python bench/stt_confidence.py --write docs/quality.md`"
+def report(results: list[Heard], command: str = "--write docs/quality.md") -> list[str]:
+    command = f"`.venv/bin/python bench/stt_confidence.py {command}`"
     voices = sorted({r.voice for r in results}, key=["piper", "espeak"].index)
     lines = [f"Rerun: {command} ({len(results)} turns; misheard: the policy decides differently on the words as "
              f"heard, or an LLM turn has WER >= {GARBLED_WER:.0%}).", ""]
