@@ -55,6 +55,9 @@ OFFERED_MESSAGE = {NO_COLLEAGUE: MessageReason.no_colleague, TRANSFER_FAILED: Me
                    DONT_KNOW_NO_COLLEAGUE: MessageReason.unanswered,
                    STILL_UNCLEAR_NO_COLLEAGUE: MessageReason.unanswered}
 NO_SUCH_KEY = "Sorry, that key does nothing here."
+TRANSFERRING = "Sure, I'm transferring you to a colleague now. Please hold."
+# The tools' own sentences (agent/ready_speech.py synthesizes them ahead).
+SAID_BY_TOOLS = (TRANSFERRING, ON_HOLD, NO_COLLEAGUE, TRANSFER_FAILED, COLLEAGUE_UNAVAILABLE, NO_SUCH_KEY)
 # Told each message a caller leaves (the call record stores it); `finished` is False for a call that ended halfway.
 MessageTaken = Callable[[TakenMessage, MessageReason, bool], None]
 
@@ -247,7 +250,7 @@ class PhoneAssistant(Agent):
                                        "a colleague.")
         if trunk := await self._warm_transfer_trunk(job, number):
             return await self._warm_transfer(context, job, caller, trunk, number)
-        await tell(context, "Sure, I'm transferring you to a colleague now. Please hold.")
+        await tell(context, TRANSFERRING)
         target = transfer_target(number)
         self.note_end(EndReason.transferred, target)  # before: the caller's leg may go while the REFER is answered
         try:

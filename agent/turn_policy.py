@@ -21,9 +21,9 @@ turn decides the same way twice.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import date, datetime
 from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -32,7 +32,7 @@ import numpy as np
 from stack.settings import Settings
 
 from .business import BusinessProfile
-from .hours import answer_hours_question, clock, day_hours, hours_from_text, read_question
+from .hours import answer_hours_question, clock, day_hours, hours_from_text, read_question, weekly_summary
 from .intents import Intent, IntentClassifier, default_classifier
 from .knowledge import KnowledgeBase
 from .vocabulary import transcription_prompt
@@ -126,9 +126,7 @@ class TurnPolicy:
              verbatim_answers: bool = True) -> TurnPolicy:
         """The policy for the business configured in `settings` (default: Settings.load())."""
         settings = Settings.load() if settings is None else settings
-        profile = BusinessProfile.load(settings)
-        if not profile.opening_hours and (derived := hours_from_text(profile.business_hours)):
-            profile = replace(profile, opening_hours=derived)  # computed answers from the free text's schedule
+        profile = answering_profile(settings)
         return cls(profile=profile, classifier=default_classifier(), now=now, verbatim_answers=verbatim_answers,
                    knowledge=knowledge_for(str(settings.business_config or ""), settings.business_facts,
                                            profile.business_name))
@@ -204,16 +202,15 @@ class TurnPolicy:
             # The business's own answer, word for word: measured, the small models garble prices and policies
             # they are handed (docs/quality.md), and no LLM round trip is quicker.
             if matches[0].score < SURE_MATCH:
-                return self._said(f"{facts[0]} {self.offer_if_not_answered()}", intent)
+                return self._said(f"{facts[0]} {offer_if_not_answered(self.profile)}", intent)
             return self._said(facts[0], intent)
         if intent.name == "question" and not facts:
-            return self._said(self.dont_know(), intent)
+            return self._said(dont_know(self.profile), intent)
         return Answer(facts, intent)
 
     def _pardon(self, intent: Intent, asked: str) -> Decision:
         if asked.endswith(PARDON):  # asked once already: the line, not the caller, is the problem
-            return self._said(f"{STILL_UNCLEAR} {ASK_TRANSFER}" if self.profile.transfer_number
-                              else STILL_UNCLEAR_NO_COLLEAGUE, intent)
+            return self._said(still_unclear(self.profile), intent)
         return self._said(PARDON, intent)
 
     def hours_sentence(self) -> str:
@@ -241,14 +238,6 @@ class TurnPolicy:
         # The fixed sentences are English; in another language the LLM says the same thing in the caller's language.
         return Say(text, intent) if self._english else Answer((text,), intent)
 
-    def dont_know(self) -> str:
-        return f"{DONT_KNOW} {ASK_TRANSFER}" if self.profile.transfer_number else DONT_KNOW_NO_COLLEAGUE
-
-    def offer_if_not_answered(self) -> str:
-        if self.profile.transfer_number:
-            return IF_NOT_ASKED + ASK_TRANSFER[0].lower() + ASK_TRANSFER[1:]
-        return f"{IF_NOT_ASKED}{CALL_BACK[0].lower()}{CALL_BACK[1:]}"
-
     def allows(self, tool: str, conversation: list[Turn]) -> Decision:
         """Whether the LLM's own call of an irreversible tool may run: Act (yes), Say (ask first), or Answer (no)."""
         decision = self.decide(conversation)
@@ -262,6 +251,40 @@ class TurnPolicy:
         now = self.now()
         state = self.profile.open_state(now) or f"Our hours are {self.profile.business_hours}."
         return f"It's {clock(now)} on {now.strftime('%A, %B')} {now.day} here. {state}"
+
+
+def dont_know(profile: BusinessProfile) -> str:
+    return f"{DONT_KNOW} {ASK_TRANSFER}" if profile.transfer_number else DONT_KNOW_NO_COLLEAGUE
+
+
+def offer_if_not_answered(profile: BusinessProfile) -> str:
+    if profile.transfer_number:
+        return IF_NOT_ASKED + ASK_TRANSFER[0].lower() + ASK_TRANSFER[1:]
+    return f"{IF_NOT_ASKED}{CALL_BACK[0].lower()}{CALL_BACK[1:]}"
+
+
+def still_unclear(profile: BusinessProfile) -> str:
+    return f"{STILL_UNCLEAR} {ASK_TRANSFER}" if profile.transfer_number else STILL_UNCLEAR_NO_COLLEAGUE
+
+
+def answering_profile(settings: Settings) -> BusinessProfile:
+    """The business the policy answers for: its opening hours derived from BUSINESS_HOURS where none are set."""
+    profile = BusinessProfile.load(settings)
+    if not profile.opening_hours and (derived := hours_from_text(profile.business_hours)):
+        profile = replace(profile, opening_hours=derived)  # computed answers from the free text's schedule
+    return profile
+
+
+def fixed_replies(profile: BusinessProfile, answers: Sequence[str], *, today: date) -> list[str]:
+    """The replies the policy says word for word to a caller of `profile`, whose knowledge base answers with
+    `answers`, and the week's hours as of `today` (other computed answers aside): what agent/ready_speech.py
+    synthesizes ahead."""
+    offer = offer_if_not_answered(profile)
+    replies = [*answers, *(f"{answer} {offer}" for answer in answers), dont_know(profile), PARDON,
+               still_unclear(profile), ASK_END, ASK_TRANSFER, ASK_MESSAGE, WAIT_REPLY, NOT_ENDING, OKAY, YOURE_WELCOME]
+    if (schedule := profile.opening_schedule()) is not None:
+        replies.append(weekly_summary(schedule, today=today, country=profile.business_country))
+    return replies
 
 
 @lru_cache(maxsize=4)

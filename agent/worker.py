@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import datetime
 import json
 import logging
 import math
@@ -17,7 +18,7 @@ import time
 from collections.abc import Callable
 
 from livekit import api, rtc
-from livekit.agents import NOT_GIVEN, AgentServer, AgentSession, JobContext, JobProcess, JobRequest, room_io
+from livekit.agents import NOT_GIVEN, AgentServer, AgentSession, JobContext, JobProcess, JobRequest, room_io, tts
 from livekit.agents.voice.amd import AMDCategory
 from livekit.plugins import silero
 
@@ -28,9 +29,9 @@ from sip.provisioning import livekit_api_of, participants_of
 from stack.settings import LOOPBACK, Settings
 
 from .admission import Admission, Verdict
-from .assistant import PhoneAssistant
+from .assistant import SAID_BY_TOOLS, PhoneAssistant
 from .business import BusinessProfile
-from .call_limits import ALREADY_CALLING, CallLimits, max_duration_of, seconds_since
+from .call_limits import ALREADY_CALLING, SILENT_GOODBYE, STILL_THERE, CallLimits, max_duration_of, seconds_since
 from .call_record import CallRecord, open_call_store
 from .early_transcription import EarlyTranscription
 from .failures import (
@@ -45,12 +46,15 @@ from .failures import (
 )
 from .first_clause import first_clause_tts
 from .keypad import Keypad
+from .knowledge import business_entries
 from .orphans import on_first_registration
 from .outbound import IDENTITY as OUTBOUND_IDENTITY
 from .outbound import LEAVE_A_MESSAGE, OutboundCall, detect_and_dial, dial_outcome, opening_line, voicemail_message
-from .providers import build_plugins, choose_providers, session_connect_options
+from .providers import ProviderChoice, build_plugins, choose_providers, session_connect_options
+from .ready_speech import ReadySpeech, ReadyTTS
+from .take_message import ASK_NAME, ASK_NUMBER, ASK_TEXT, RETRY_TEXT
 from .turn_end import TranscriptTurnDetector, turn_detector
-from .turn_policy import TurnPolicy
+from .turn_policy import TurnPolicy, answering_profile, fixed_replies
 
 log = logging.getLogger("agent")
 BUSY = "Sorry, all our lines are busy right now. Please call again in a few minutes. Goodbye."
@@ -166,6 +170,9 @@ def build_server(settings: Settings) -> AgentServer:
         sentences.append(APOLOGY_THEN_TRANSFER)
     server.once("worker_registered", lambda *_: threading.Thread(
         target=offline_voice(settings).prepare, args=(sentences,), daemon=True, name="offline-voice").start())
+    # The same for the replies said word for word, in the call's own voice (agent/ready_speech.py).
+    server.once("worker_registered", lambda *_: threading.Thread(
+        target=asyncio.run, args=(prepare_ready_speech(settings),), daemon=True, name="ready-speech").start())
     lines = Lines(server, Admission(settings.agent_max_calls, settings.agent_max_calls_per_caller,
                                     settings.sip_room_prefix, settings.playground_max_sessions), settings)
     server.load_fnc = lines.load
@@ -193,6 +200,35 @@ def start_after_call(settings: Settings, lines: Lines) -> AfterCall | None:
 
 def offline_voice(settings: Settings) -> OfflineVoice:
     return OfflineVoice(settings.run_dir / "offline-voice", settings.local_tts_voice)
+
+
+def ready_speech(settings: Settings, providers: ProviderChoice, speech: tts.TTS) -> ReadySpeech:
+    """Where the audio of `speech`'s voice is kept: one folder per machine, a file per request and voice."""
+    voice = "|".join((providers.name, providers.base_url or "", providers.tts_model, providers.tts_voice,
+                      settings.local_tts_voice if settings.uses_local_ai else "", str(speech.sample_rate)))
+    return ReadySpeech(settings.models_dir / "ready-speech", voice)
+
+
+def said_word_for_word(settings: Settings) -> list[str]:
+    """What a caller may hear that is written beforehand: the turn policy's fixed replies, the knowledge base's
+    answers and the week's hours, the tools' and the message-taking's sentences."""
+    profile = answering_profile(settings)
+    answers = [entry.answer for entry in business_entries(config_file=settings.business_config or "",
+                                                          facts=settings.business_facts,
+                                                          business_name=profile.business_name)]
+    return [*fixed_replies(profile, answers, today=datetime.date.today()), profile.farewell_text, *SAID_BY_TOOLS,
+            ASK_NAME, ASK_NUMBER, ASK_TEXT, RETRY_TEXT, STILL_THERE, SILENT_GOODBYE]
+
+
+async def prepare_ready_speech(settings: Settings) -> None:
+    providers = choose_providers(settings)
+    _, _, speech = build_plugins(providers)
+    try:
+        await ready_speech(settings, providers, speech).prepare(said_word_for_word(settings), speech)
+    except Exception as error:  # only an optimisation: each reply is synthesized live
+        log.warning("could not synthesize the replies said word for word ahead: %s", error)
+    finally:
+        await speech.aclose()
 
 
 def prewarm(proc: JobProcess) -> None:
@@ -230,12 +266,12 @@ def prewarm(proc: JobProcess) -> None:
 
 
 async def synthesize(text: str, providers) -> list[rtc.AudioFrame]:
-    _, _, tts = build_plugins(providers)
+    _, _, speech = build_plugins(providers)
     try:
-        async with tts.synthesize(text) as stream:
+        async with speech.synthesize(text) as stream:
             return [event.frame async for event in stream]
     finally:
-        await tts.aclose()
+        await speech.aclose()
 
 
 async def warm_prompt_cache(providers, policy: TurnPolicy) -> None:
@@ -321,11 +357,12 @@ async def converse(ctx: JobContext, policy: TurnPolicy, record: CallRecord, call
     """The conversation: the session (VAD, STT, end of turn, the assistant, TTS) started in the call's room."""
     settings, providers = ctx.proc.userdata["settings"], ctx.proc.userdata["providers"]
     profile = policy.profile
-    stt, llm, tts = build_plugins(providers, profile.agent_language, stt_prompt=policy.transcription_prompt())
+    stt, llm, speech = build_plugins(providers, profile.agent_language, stt_prompt=policy.transcription_prompt())
     detector = turn_detector(providers)
     vad = ctx.proc.userdata["vad"]
     session = AgentSession(
-        vad=vad, stt=EarlyTranscription(stt=stt, vad=vad), llm=llm, tts=first_clause_tts(tts),
+        vad=vad, stt=EarlyTranscription(stt=stt, vad=vad), llm=llm,
+        tts=first_clause_tts(ReadyTTS(speech, ready_speech(settings, providers, speech))),
         conn_options=session_connect_options(),
         user_away_timeout=settings.agent_silence_timeout or None,
         turn_handling={

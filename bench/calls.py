@@ -127,11 +127,12 @@ def main() -> int:
     for level, stages in stage_rows:
         table.append(f"| {level} | " + " | ".join(fmt(stages.get(s)) for s in (*AGENT_STAGES, "in", "out")) + " |")
     names = sorted({name for _, cpu, _ in process_rows for name in cpu})
-    table += ["", "CPU (cores busy, average over the level) and peak RSS (MB) of each process tree:", "",
+    table += ["", "CPU (cores busy, average over the level) and peak RSS (MB) of each process tree; softphones = the "
+              "bench's own callers, which a real caller's phone does not put on this machine:", "",
               "| concurrency | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
     for level, cpu, rss in process_rows:
         table.append(f"| {level} | " + " | ".join(
-            f"{cpu.get(n, 0):.2f} / {rss.get(n, 0) / 2**20:.0f}" for n in names) + " |")
+            f"{cpu.get(n, 0):.2f} / " + (f"{rss[n] / 2**20:.0f}" if n in rss else "-") for n in names) + " |")
     print("\n".join(table))
 
     if args.write:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import resource
 import threading
 import time
 from pathlib import Path
@@ -93,8 +94,12 @@ def line_delays(results, metrics: list[dict], wall_minus_monotonic: float) -> di
             "out": float(np.percentile(outbound, 50)) if outbound else None}
 
 
+CALLERS = "softphones"  # the bench's own calls: on a real line the caller's phone is elsewhere, here it shares the CPU
+
+
 class ProcessSampler:
-    """CPU use (in cores) and peak RSS of each running component's process tree, sampled in the background."""
+    """CPU use (in cores) and peak RSS of each running component's process tree, sampled in the background; and the
+    CPU of this process and its finished children (the softphones that placed the calls) as CALLERS."""
 
     def __init__(self, run_dir: Path, interval: float = 0.5):
         self.run_dir = run_dir
@@ -129,9 +134,15 @@ class ProcessSampler:
             for name, processes in self._trees().items():
                 self.peak_rss[name] = max(self.peak_rss.get(name, 0), total_rss(processes))
 
+    @staticmethod
+    def _own_cpu() -> float:
+        return sum(usage.ru_utime + usage.ru_stime for usage in (resource.getrusage(resource.RUSAGE_SELF),
+                                                                 resource.getrusage(resource.RUSAGE_CHILDREN)))
+
     def __enter__(self) -> ProcessSampler:
         self._started = time.monotonic()
         self._cpu_start = {name: self._cpu(procs) for name, procs in self._trees().items()}
+        self._cpu_start[CALLERS] = self._own_cpu()
         self._thread.start()
         return self
 
@@ -141,6 +152,7 @@ class ProcessSampler:
         wall = time.monotonic() - self._started
         self.cpu_cores = {name: (self._cpu(procs) - self._cpu_start.get(name, 0.0)) / wall
                           for name, procs in self._trees().items()}
+        self.cpu_cores[CALLERS] = (self._own_cpu() - self._cpu_start[CALLERS]) / wall
 
 
 def total_rss(processes) -> int:
