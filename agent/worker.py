@@ -1,7 +1,8 @@
 """The agent worker: registers with LiveKit under AGENT_NAME and runs one phone call per job.
 
 Pipeline per call: caller audio -> Silero VAD -> STT (started at the first short silence: agent/early_transcription.py)
--> end-of-turn check (agent/turn_end.py) -> LLM (+tools) -> TTS -> caller.
+-> end-of-turn check (agent/turn_end.py) -> LLM (+tools) -> TTS (replies said word for word played from disk:
+agent/ready_speech.py) -> caller.
 build_server(settings) makes the worker; nothing here reads the settings at import.
 """
 
@@ -171,8 +172,7 @@ def build_server(settings: Settings) -> AgentServer:
     server.once("worker_registered", lambda *_: threading.Thread(
         target=offline_voice(settings).prepare, args=(sentences,), daemon=True, name="offline-voice").start())
     # The same for the replies said word for word, in the call's own voice (agent/ready_speech.py).
-    server.once("worker_registered", lambda *_: threading.Thread(
-        target=asyncio.run, args=(prepare_ready_speech(settings),), daemon=True, name="ready-speech").start())
+    server.once("worker_registered", lambda *_: prepare_ready_speech(settings))
     lines = Lines(server, Admission(settings.agent_max_calls, settings.agent_max_calls_per_caller,
                                     settings.sip_room_prefix, settings.playground_max_sessions), settings)
     server.load_fnc = lines.load
@@ -220,15 +220,21 @@ def said_word_for_word(settings: Settings) -> list[str]:
             ASK_NAME, ASK_NUMBER, ASK_TEXT, RETRY_TEXT, STILL_THERE, SILENT_GOODBYE]
 
 
-async def prepare_ready_speech(settings: Settings) -> None:
+def prepare_ready_speech(settings: Settings) -> None:
+    """Synthesizes what is not ready yet, in a thread of its own. The TTS is built here, on the main thread:
+    livekit-agents registers a plugin only there, on its first import."""
     providers = choose_providers(settings)
     _, _, speech = build_plugins(providers)
-    try:
-        await ready_speech(settings, providers, speech).prepare(said_word_for_word(settings), speech)
-    except Exception as error:  # only an optimisation: each reply is synthesized live
-        log.warning("could not synthesize the replies said word for word ahead: %s", error)
-    finally:
-        await speech.aclose()
+    ready, replies = ready_speech(settings, providers, speech), said_word_for_word(settings)
+
+    async def prepare() -> None:
+        try:
+            await ready.prepare(replies, speech)
+        except Exception as error:  # only an optimisation: each reply is synthesized live
+            log.warning("could not synthesize the replies said word for word ahead: %s", error)
+        finally:
+            await speech.aclose()
+    threading.Thread(target=asyncio.run, args=(prepare(),), daemon=True, name="ready-speech").start()
 
 
 def prewarm(proc: JobProcess) -> None:

@@ -89,3 +89,19 @@ def test_a_prepared_reply_is_played_from_disk_and_other_text_still_goes_to_the_t
 def test_the_requests_are_the_pieces_the_first_clause_tokenizer_sends():
     assert asyncio.run(requests_for(ANSWERS[1])) == [
         "We're at 14 Birch Lane,", "across from Lakeside Park, next to the public library."]
+
+
+def test_what_is_synthesized_ahead_is_what_the_bakery_may_say_word_for_word():
+    from pathlib import Path
+
+    from agent.assistant import TRANSFERRING
+    from agent.knowledge import read_entries
+    from agent.worker import said_word_for_word
+    from stack.settings import Settings
+
+    bakery = Path(__file__).parent / "data" / "bakery.toml"
+    said = said_word_for_word(Settings.of(BUSINESS_CONFIG=str(bakery)))
+    answers = [entry.answer for entry in read_entries(bakery)]
+    assert set(answers) <= set(said)
+    assert {TRANSFERRING, "Thank you for calling Lakeside Bakery. Goodbye!", PARDON} <= set(said)
+    assert "We're open Tuesday to Saturday from 7 AM to 6 PM, and Sunday from 8 AM to 1 PM, and closed Monday." in said
