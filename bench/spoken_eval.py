@@ -364,7 +364,8 @@ def model_description(settings: Settings) -> str:
 
 
 def command_line(argv: list[str]) -> str:
-    command = shlex.join(["python", "-m", "bench.spoken_eval", *argv]).replace(f"{REPO_ROOT}/", "")
+    """The command, as Markdown."""
+    command = f'`{shlex.join(["python", "-m", "bench.spoken_eval", *argv]).replace(f"{REPO_ROOT}/", "")}`'
     # MAKELEVEL is make's own variable (set in every command make runs), not a setting of ours.
     return command + (" (run by `make eval`)" if os.environ.get("MAKELEVEL") else "")
 
@@ -469,7 +470,7 @@ def main(argv: list[str] | None = None) -> int:
             f"once per caller voice ({'; '.join(v.description for v in voices)}). The replies are transcribed at the "
             "caller with the local Whisper tiny.en, primed with the business's words as the agent's STT is; "
             "voice-to-voice is the end of the caller's speech -> the first agent audio, at the caller.", "",
-            f"Command: `{command_line(argv)}`", "",
+            f"Command: {command_line(argv)}", "",
             *table, "",
             f"<details><summary>Failed expectations ({len(failures)})</summary>", "",
             *(failures or ["None."]), "", "</details>"])
