@@ -104,4 +104,4 @@ def test_what_is_synthesized_ahead_is_what_the_bakery_may_say_word_for_word():
     answers = [entry.answer for entry in read_entries(bakery)]
     assert set(answers) <= set(said)
     assert {TRANSFERRING, "Thank you for calling Lakeside Bakery. Goodbye!", PARDON} <= set(said)
-    assert "We're open Tuesday to Saturday from 7 AM to 6 PM, and Sunday from 8 AM to 1 PM, and closed Monday." in said
+    assert "We're open Tuesday to Saturday from 7 AM to 6 PM and Sunday from 8 AM to 1 PM, and closed Monday." in said
