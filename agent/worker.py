@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime
+import importlib
 import json
 import logging
 import math
@@ -171,7 +172,10 @@ def build_server(settings: Settings) -> AgentServer:
         sentences.append(APOLOGY_THEN_TRANSFER)
     server.once("worker_registered", lambda *_: threading.Thread(
         target=offline_voice(settings).prepare, args=(sentences,), daemon=True, name="offline-voice").start())
-    # The same for the replies said word for word, in the call's own voice (agent/ready_speech.py).
+    # The same for the replies said word for word, in the call's own voice (agent/ready_speech.py). Its TTS plugin
+    # is imported now: livekit-agents registers a plugin on the main thread only, and an import in the running
+    # worker would block its event loop for a second.
+    importlib.import_module("livekit.plugins.openai")
     server.once("worker_registered", lambda *_: prepare_ready_speech(settings))
     lines = Lines(server, Admission(settings.agent_max_calls, settings.agent_max_calls_per_caller,
                                     settings.sip_room_prefix, settings.playground_max_sessions), settings)
@@ -221,8 +225,7 @@ def said_word_for_word(settings: Settings) -> list[str]:
 
 
 def prepare_ready_speech(settings: Settings) -> None:
-    """Synthesizes what is not ready yet, in a thread of its own. The TTS is built here, on the main thread:
-    livekit-agents registers a plugin only there, on its first import."""
+    """Synthesizes what is not ready yet, in a thread of its own."""
     providers = choose_providers(settings)
     _, _, speech = build_plugins(providers)
     ready, replies = ready_speech(settings, providers, speech), said_word_for_word(settings)
