@@ -222,6 +222,8 @@ ASKS_SUMMARY = re.compile(r"\bhours\b|\bschedule\b|\bwhen are you open\b|\bwhat 
 ASKS_NOW = re.compile(r"\bnow\b|\bstill\b|\bcurrently\b|\bat the moment\b|\bright now\b")
 THROUGH = re.compile(r"\b(?:until|till|til)\s+(?:\d|noon|midnight)")  # "open until 9 pm?": open up to then
 WH_WORD = re.compile(r"\b(?:when|what time|how late|how early|until when|till when|what hours|what are)\b")
+# "When do you close?" asks for one moment, answered from now; "What are your ...?" asks for the hours themselves.
+ASKS_MOMENT = re.compile(r"\b(?:when|what time|how late|how early|until when|till when)\b")
 # Words that name a day or date we may fail to place; then the weekly summary is safer than a guess.
 DATE_HINT = re.compile(rf"\b(?:{_MONTH.replace('may|', '')})\b|\bholidays?\b|\beve\b|\bweek\b|\bmonth\b|\bday\b"
                        r"|\b\d{1,2}(?:st|nd|rd|th)\b|\d+/\d+")
@@ -285,7 +287,9 @@ def read_question(text: str, *, now: datetime, country: str = "") -> HoursQuesti
         return HoursQuestion(**found)
     if DATE_HINT.search(words):
         return HoursQuestion(unresolved=True, **found)
-    return HoursQuestion(wants_summary=bool(ASKS_SUMMARY.search(words)) and not found["wants_now"], **found)
+    # A misheard "What are your opening hours?" ("... opening nowers?") still asks for the week, not for now.
+    asks_week = ASKS_SUMMARY.search(words) or not (found["yes_no"] or ASKS_MOMENT.search(words))
+    return HoursQuestion(wants_summary=bool(asks_week) and not found["wants_now"], **found)
 
 
 def _time_asked(raw: str, words: str) -> time | None:

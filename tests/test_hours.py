@@ -56,6 +56,8 @@ def ask(question: str, hours: str, *, now: datetime = WEDNESDAY_MORNING, country
     ("What are your hours?", "We're open Monday to Friday from 9 AM to 5 PM, and closed Saturday and Sunday."),
     ("When are you open?", "We're open Monday to Friday from 9 AM to 5 PM, and closed Saturday and Sunday."),
     ("What are your opening times?", "We're open Monday to Friday from 9 AM to 5 PM, and closed Saturday and Sunday."),
+    # Whisper's hearing of "What are your opening hours?" in a test call: still the week, not "open now"
+    ("What are your opening nowers?", "We're open Monday to Friday from 9 AM to 5 PM, and closed Saturday and Sunday."),
     # something it cannot place: the week rather than a guess
     ("Are you open in December?", "We're open Monday to Friday from 9 AM to 5 PM, and closed Saturday and Sunday."),
 ])
