@@ -22,6 +22,7 @@ from .take_message import TakeMessage, TakenMessage, read_out
 from .turn_policy import (
     ASK_END,
     ASK_MESSAGE,
+    CANT_ARRANGE_NO_COLLEAGUE,
     DONT_KNOW_NO_COLLEAGUE,
     STILL_UNCLEAR_NO_COLLEAGUE,
     TOOLS,
@@ -53,6 +54,7 @@ COLLEAGUE_UNAVAILABLE = f"Thank you for holding. I'm sorry, my colleague can't t
 OFFERED_MESSAGE = {NO_COLLEAGUE: MessageReason.no_colleague, TRANSFER_FAILED: MessageReason.transfer_failed,
                    COLLEAGUE_UNAVAILABLE: MessageReason.transfer_failed,
                    DONT_KNOW_NO_COLLEAGUE: MessageReason.unanswered,
+                   CANT_ARRANGE_NO_COLLEAGUE: MessageReason.request,
                    STILL_UNCLEAR_NO_COLLEAGUE: MessageReason.unanswered}
 NO_SUCH_KEY = "Sorry, that key does nothing here."
 TRANSFERRING = "Sure, I'm transferring you to a colleague now. Please hold."

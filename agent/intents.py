@@ -26,8 +26,8 @@ from .embeddings import Embedder, cached_queries, shared_embedder
 log = logging.getLogger("agent.intents")
 
 EXEMPLARS = Path(__file__).with_name("data") / "intent_exemplars.csv"
-INTENTS = ("end_call", "transfer", "message", "wait", "hours", "time", "yes", "no", "thanks", "stay", "question",
-           "other")
+INTENTS = ("end_call", "transfer", "message", "wait", "hours", "time", "yes", "no", "thanks", "stay", "repeat",
+           "request", "question", "other")
 # Irreversible intents: acted on only when confident; between the two thresholds the caller is asked first.
 ACTIONS = ("end_call", "transfer")
 

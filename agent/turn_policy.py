@@ -5,8 +5,11 @@
 - A caller who asks to leave a message, or says yes to the offer of one, is asked for it (agent/take_message.py).
 - Hours and time questions get an answer computed from the schedule and the clock, never the model's guess; so does
   any request for a day the business is closed ("Can I pick up bread on Monday?").
+- "What did you say?" gets the last reply again, word for word.
 - "Hold on" gets a short reply and no action; so do thanks without a goodbye ("you're welcome", then the question
   whether to end the call) and a caller asking to stay on the line ("don't hang up", "no need to transfer me").
+- A request only the staff can act on (a booking, an order, a complaint) that no entry answers gets an offer of a
+  colleague or a message, never a promise.
 - A turn that a knowledge-base entry answers gets that answer, as the business wrote it; a question that no entry
   answers gets "I don't know" and an offer of a colleague, never an invented price or policy.
 - A turn the STT was unsure of (Whisper's own confidence, agent/stt.py) is asked again instead of answered: a line
@@ -57,6 +60,10 @@ YOURE_WELCOME = f"You're welcome! {ASK_END}"
 DONT_KNOW = "I'm sorry, I don't have that information."
 CALL_BACK = f"A colleague can call you back. {ASK_MESSAGE}"
 DONT_KNOW_NO_COLLEAGUE = f"{DONT_KNOW} {CALL_BACK}"
+# Bookings, orders, cancellations, complaints: only the staff can act on them. Measured: handed these, the LLM promised
+# what no one will do ("Sure, I'll put you on the list for Saturday", an invented phone number to book on).
+CANT_ARRANGE = "I can't arrange that myself, but a colleague can."
+CANT_ARRANGE_NO_COLLEAGUE = f"I can't arrange that myself, but a colleague can call you back. {ASK_MESSAGE}"
 # A knowledge-base entry this little more relevant than the rest may be one beside the question, not its answer
 # ("can I bring my dog?" -> the seating entry): it is read with an offer of a colleague. Chosen on
 # tests/data/bakery_facts_eval.csv and bakery_near_misses.csv (tests/test_knowledge.py prints it): below 0.06 lie 18
@@ -163,8 +170,8 @@ class TurnPolicy:
         log.info("turn intent %s (%.2f)%s -> %s", intent.name, intent.confidence, heard, type(decision).__name__)
         return decision
 
-    def _decide(self, words: str, intent: Intent, vector: np.ndarray | None, asked: str) -> Decision:
-        asked = asked.lower()  # a question may come mid-sentence ("If that's not what you asked, would you ...")
+    def _decide(self, words: str, intent: Intent, vector: np.ndarray | None, last_reply: str) -> Decision:
+        asked = last_reply.lower()  # a question may come mid-sentence ("If that's not what you asked, would you ...")
         if asked.endswith(ASK_END.lower()) and intent.name in ("yes", "no"):
             return Act("end_call", intent) if intent.name == "yes" else Say(NOT_ENDING, intent)
         if asked.endswith(ASK_TRANSFER.lower()) and intent.name in ("yes", "no"):
@@ -182,6 +189,8 @@ class TurnPolicy:
             return Act(TOOLS["time"], intent)
         if intent.name == "wait":
             return self._said(WAIT_REPLY, intent)
+        if intent.name == "repeat":
+            return self._said(self._repeated(words, vector, last_reply), intent)
         # Measured: handed these, the small LLM refused ("I can't assist with that") or said "you don't know".
         if intent.name == "thanks":
             return self._said(YOURE_WELCOME, intent)
@@ -206,7 +215,18 @@ class TurnPolicy:
             return self._said(facts[0], intent)
         if intent.name == "question" and not facts:
             return self._said(dont_know(self.profile), intent)
+        if intent.name == "request" and not facts:
+            return self._said(cant_arrange(self.profile), intent)
         return Answer(facts, intent)
+
+    def _repeated(self, words: str, vector: np.ndarray | None, last_reply: str) -> str:
+        """"What did you say?": the last reply again, word for word. Measured: handed these turns, the LLM read out
+        its instructions, or answered a misheard "What is your address?" ("What did you remember?") with an invented
+        menu. "What did you say the address was?" names what it wants: an entry sure to answer it comes first."""
+        matches = self.knowledge.search(words, query_vector=vector) if self.verbatim_answers else []
+        if matches and matches[0].score >= SURE_MATCH:
+            return matches[0].entry.answer
+        return last_reply or self.profile.greeting_text
 
     def _pardon(self, intent: Intent, asked: str) -> Decision:
         if asked.endswith(PARDON):  # asked once already: the line, not the caller, is the problem
@@ -257,6 +277,10 @@ def dont_know(profile: BusinessProfile) -> str:
     return f"{DONT_KNOW} {ASK_TRANSFER}" if profile.transfer_number else DONT_KNOW_NO_COLLEAGUE
 
 
+def cant_arrange(profile: BusinessProfile) -> str:
+    return f"{CANT_ARRANGE} {ASK_TRANSFER}" if profile.transfer_number else CANT_ARRANGE_NO_COLLEAGUE
+
+
 def offer_if_not_answered(profile: BusinessProfile) -> str:
     if profile.transfer_number:
         return IF_NOT_ASKED + ASK_TRANSFER[0].lower() + ASK_TRANSFER[1:]
@@ -280,8 +304,9 @@ def fixed_replies(profile: BusinessProfile, answers: Sequence[str], *, today: da
     `answers`, and the week's hours as of `today` (other computed answers aside): what agent/ready_speech.py
     synthesizes ahead."""
     offer = offer_if_not_answered(profile)
-    replies = [*answers, *(f"{answer} {offer}" for answer in answers), dont_know(profile), PARDON,
-               still_unclear(profile), ASK_END, ASK_TRANSFER, ASK_MESSAGE, WAIT_REPLY, NOT_ENDING, OKAY, YOURE_WELCOME]
+    replies = [*answers, *(f"{answer} {offer}" for answer in answers), dont_know(profile), cant_arrange(profile),
+               PARDON, still_unclear(profile), ASK_END, ASK_TRANSFER, ASK_MESSAGE, WAIT_REPLY, NOT_ENDING, OKAY,
+               YOURE_WELCOME]
     if (schedule := profile.opening_schedule()) is not None:
         replies.append(weekly_summary(schedule, today=today, country=profile.business_country))
     return replies

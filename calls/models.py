@@ -186,6 +186,7 @@ class MessageReason(enum.StrEnum):
     no_colleague = "no_colleague"            # a person was asked for and no transfer number is set
     transfer_failed = "transfer_failed"      # the transfer was refused or failed
     unanswered = "unanswered"                # a question the business's facts do not answer
+    request = "request"                      # a booking, order or complaint only the staff can act on
 
 
 # The JSON shapes' keys, in this order.

@@ -14,6 +14,7 @@ from agent.turn_policy import (
     ASK_END,
     ASK_MESSAGE,
     ASK_TRANSFER,
+    CANT_ARRANGE,
     NOT_ENDING,
     OKAY,
     PARDON,
@@ -112,6 +113,33 @@ def test_an_unsure_transfer_is_offered_and_yes_transfers():
 
 def test_waiting_gets_words():
     assert policy({"hold on": Intent("wait", 0.9)}).decide(said("hold on")).text == WAIT_REPLY
+
+
+def test_what_did_you_say_gets_the_last_reply_again():
+    intents = {"what?": Intent("repeat", 0.9), "what was the address?": Intent("repeat", 0.9),
+               "yes": Intent("yes", 0.9)}
+    rules = policy(intents, {"what was the address?": "We're at 14 Birch Lane."})
+    assert rules.decide(said("hours?", "We're open Monday to Friday.", "what?")) == \
+        Say("We're open Monday to Friday.", Intent("repeat", 0.9))
+    assert rules.decide(said("what?")).text == rules.profile.greeting_text
+    # A question said again is still the one the caller's yes answers.
+    assert rules.decide(said("ok then", ASK_END, "what?", ASK_END, "yes")).tool == "end_call"
+    # "What did you say the address was?" names what it wants: the entry that answers it.
+    assert rules.decide(said("hi", "How can I help?", "what was the address?")).text == "We're at 14 Birch Lane."
+
+
+def test_a_request_only_the_staff_can_act_on_gets_a_colleague_or_a_message_not_a_promise():
+    intents = {"book me in": Intent("request", 0.9), "order a cake": Intent("request", 0.9),
+               "yes": Intent("yes", 0.9)}
+    rules = policy(intents, {"order a cake": "Custom cakes need two days' notice."})
+    reply = rules.decide(said("book me in")).text
+    assert reply == f"{CANT_ARRANGE} {ASK_TRANSFER}"
+    assert rules.decide(said("book me in", reply, "yes")).tool == "transfer_to_human"
+    assert rules.decide(said("order a cake")).text == "Custom cakes need two days' notice."  # the business's answer
+    alone = TurnPolicy(profile=BusinessProfile(), classifier=StandInClassifier(intents), knowledge=StandInKnowledge({}))
+    reply = alone.decide(said("book me in")).text
+    assert reply.endswith(ASK_MESSAGE)
+    assert alone.decide(said("book me in", reply, "yes")).tool == "take_message"
 
 
 def test_hours_are_computed_not_guessed():

@@ -85,7 +85,8 @@ function facts(call) {
 }
 
 const MESSAGE_REASONS = { asked: "the caller asked to leave it", no_colleague: "no colleague could take the call",
-  transfer_failed: "the transfer did not go through", unanswered: "a question the facts do not answer" };
+  transfer_failed: "the transfer did not go through", unanswered: "a question the facts do not answer",
+  request: "a request only the staff can act on" };
 
 function messages(call) {
   return (call.messages || []).map((m) => el("li", { class: m.handled_at ? "handled" : "open" },
