@@ -45,10 +45,17 @@ def fmt(value: float | None) -> str:
     return "-" if value is None else f"{value:.0f}"
 
 
+def caller_ids(concurrency: int, calls: int) -> list[str]:
+    """One number per call of a level, unique in its last two digits (what the agent's log keeps of it)."""
+    return [f"+1555020{index % 10}{concurrency}" for index in range(calls)]
+
+
 def run_level(concurrency: int, calls: int, lines: list[str], server: str, number: str, timeout: float):
+    callers = caller_ids(concurrency, calls)
+
     def one(index: int) -> CallResult:
-        options = CallOptions(server=server, number=number, caller_id=f"+1555020{index % 10}{concurrency}",
-                              play=lines, transcribe=False, timeout=timeout)
+        options = CallOptions(server=server, number=number, caller_id=callers[index], play=lines, transcribe=False,
+                              timeout=timeout)
         return place_call_in_subprocess(options, timeout=timeout * (len(lines) + 3) + 120)
 
     started = time.monotonic()
@@ -98,8 +105,7 @@ def main() -> int:
             results, elapsed = run_level(level, max(args.calls, level), lines, server, number, args.timeout)
         metrics = agent_log.new_turn_metrics()
         stages = stage_p50s(metrics)
-        if level == 1:
-            stages |= line_delays(results, metrics, time.time() - time.monotonic())
+        stages |= line_delays(results, metrics, time.time() - time.monotonic(), caller_ids(level, len(results)))
         stage_rows.append((level, stages))
         process_rows.append((level, sampler.cpu_cores, sampler.peak_rss))
         greetings = [r.greeting_ms for r in results if r.greeting_ms is not None]
@@ -120,7 +126,7 @@ def main() -> int:
         table.append(f"| {level} | {ok}/{total} | {fmt(ans)} | {fmt(g50)} | {fmt(g95)} | {fmt(v50)} | {fmt(v95)} "
                      f"| {replies} | {elapsed:.0f} |")
     table += ["", "The agent's own per-turn metrics (livekit-agents `ChatMessage.metrics`, p50, ms), and the phone "
-              "line's share at one call: caller -> agent = the caller's end of speech to the agent's VAD end of "
+              "line's share: caller -> agent = the caller's end of speech to the agent's VAD end of "
               "speech; agent -> caller = the agent starts speaking to the caller hearing it:", "",
               "| concurrency | " + " | ".join(AGENT_STAGES) + " | caller -> agent | agent -> caller |",
               "|---" * (len(AGENT_STAGES) + 3) + "|"]

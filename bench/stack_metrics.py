@@ -50,14 +50,15 @@ class AgentLog(LogTail):
         for line in text.splitlines():
             if "turn metrics" not in line:
                 continue
-            message = line
+            message, room = line, None
             if line.startswith("{"):
                 try:
-                    message = json.loads(line).get("message", line)
+                    record = json.loads(line)
+                    message, room = record.get("message", line), record.get("room")
                 except json.JSONDecodeError:
                     pass
             if found := TURN_METRICS.search(message):
-                metrics.append(json.loads(found.group(1).replace('\\"', '"')))
+                metrics.append(json.loads(found.group(1).replace('\\"', '"')) | ({"room": room} if room else {}))
         return metrics
 
 
@@ -70,17 +71,20 @@ def stage_p50s(metrics: list[dict]) -> dict[str, float | None]:
     return result
 
 
-def line_delays(results, metrics: list[dict], wall_minus_monotonic: float) -> dict[str, float | None]:
-    """The phone line's share of voice-to-voice, p50 in ms, from one call at a time (with several, turns cannot be
-    told apart by time alone): "in" = the caller's end of speech (the softphone) -> the end of speech the agent's
-    VAD reports; "out" = the agent starts speaking (its own metrics) -> the caller hears the first audio. The
-    softphone times on CLOCK_MONOTONIC and the agent on the wall clock: `wall_minus_monotonic` joins them."""
-    heard = [m["stopped_speaking_at"] for m in metrics
-             if isinstance(m.get("transcription_delay"), (int, float)) and m.get("stopped_speaking_at")]
-    spoke = [m["started_speaking_at"] for m in metrics
-             if isinstance(m.get("e2e_latency"), (int, float)) and m.get("started_speaking_at")]
+def line_delays(results, metrics: list[dict], wall_minus_monotonic: float,
+                callers: list[str] | None = None) -> dict[str, float | None]:
+    """The phone line's share of voice-to-voice, p50 in ms: "in" = the caller's end of speech (the softphone) -> the
+    end of speech the agent's VAD reports; "out" = the agent starts speaking (its own metrics) -> the caller hears the
+    first audio. The softphone times on CLOCK_MONOTONIC and the agent on the wall clock: `wall_minus_monotonic` joins
+    them. With calls at once, `callers` (each result's caller number) tells their turns apart: the agent's log names
+    the room, which carries the caller number's last two digits (agent/redact.py masks the rest)."""
     inbound, outbound = [], []
-    for result in results:
+    for index, result in enumerate(results):
+        own = metrics if callers is None else [m for m in metrics if same_caller(m.get("room", ""), callers[index])]
+        heard = [m["stopped_speaking_at"] for m in own
+                 if isinstance(m.get("transcription_delay"), (int, float)) and m.get("stopped_speaking_at")]
+        spoke = [m["started_speaking_at"] for m in own
+                 if isinstance(m.get("e2e_latency"), (int, float)) and m.get("started_speaking_at")]
         for turn in result.turns:
             if result.started_at is None or turn.speech_end_ms is None or turn.reply_start_ms is None:
                 continue
@@ -92,6 +96,11 @@ def line_delays(results, metrics: list[dict], wall_minus_monotonic: float) -> di
                 outbound.append(1000 * min(starts, key=abs))
     return {"in": float(np.percentile(inbound, 50)) if inbound else None,
             "out": float(np.percentile(outbound, 50)) if outbound else None}
+
+
+def same_caller(room: str, caller: str) -> bool:
+    """Whether the room ("call-_+•••••••01_sX55Ydd27vKB") is a call from `caller`."""
+    return bool(re.search(rf"{re.escape(caller[-2:])}_[^_]+$", room))
 
 
 CALLERS = "softphones"  # the bench's own calls: on a real line the caller's phone is elsewhere, here it shares the CPU

@@ -23,3 +23,27 @@ def test_turn_metrics_are_read_from_new_log_lines_only(tmp_path):
     assert reader.new_turn_metrics() == []
     p50 = stage_p50s(turns)
     assert p50["e2e_latency"] == 2000 and p50["llm_node_ttft"] == 600 and p50["tts_node_ttfb"] is None
+
+
+def test_the_lines_share_is_told_apart_per_call_by_the_room(tmp_path):
+    """Two calls at once: each caller's turn is matched with the agent's metrics from its own room only."""
+    from types import SimpleNamespace
+
+    from bench.stack_metrics import line_delays
+
+    def call(speech_end_s, reply_s):
+        turn = SimpleNamespace(speech_end_ms=speech_end_s * 1000, reply_start_ms=reply_s * 1000)
+        return SimpleNamespace(started_at=0.0, turns=[turn])
+
+    # Both callers stop speaking at 10 s; the agent hears caller 02 at 10.1 and 12 at 10.3, and answers them at
+    # 11.0 and 11.2; the callers hear the replies at 11.2 and 11.6.
+    metrics = [
+        {"room": "call-_+•••••••02_abc", "transcription_delay": 0.5, "stopped_speaking_at": 10.1},
+        {"room": "call-_+•••••••12_def", "transcription_delay": 0.5, "stopped_speaking_at": 10.3},
+        {"room": "call-_+•••••••02_abc", "e2e_latency": 0.9, "started_speaking_at": 11.0},
+        {"room": "call-_+•••••••12_def", "e2e_latency": 0.9, "started_speaking_at": 11.2},
+    ]
+    shares = line_delays([call(10, 11.2), call(10, 11.6)], metrics, 0.0, ["+15550202", "+15550212"])
+    assert shares["in"] == pytest.approx(200) and shares["out"] == pytest.approx(300)
+    # Told apart by time alone, each caller would take the nearest metrics, whoever's they were.
+    assert line_delays([call(10, 11.2), call(10, 11.6)], metrics, 0.0)["in"] == pytest.approx(100)
