@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from stack.settings import Settings
 
+from .cpu_turns import in_turns
 from .model_store import resolve_llm
 
 log = logging.getLogger("local_openai.llm")
@@ -107,9 +108,9 @@ class ChatModel:
             cached = self._llm.longest_token_prefix(self._llm._input_ids.tolist(), tokens)
             first_token_s = None
             try:
-                for chunk in self._llm.create_completion(
+                for chunk in in_turns(self._llm.create_completion(
                     tokens, max_tokens=max_tokens, temperature=temperature, stop=STOP, stream=True,
-                ):
+                )):
                     if first_token_s is None:
                         first_token_s = time.monotonic() - started
                     usage.completion_tokens += 1

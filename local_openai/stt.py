@@ -13,6 +13,7 @@ import numpy as np
 from stack.settings import Settings
 
 from .audio import StreamResampler
+from .cpu_turns import CPU
 from .model_store import resolve_stt
 
 log = logging.getLogger("local_openai.stt")
@@ -79,11 +80,13 @@ class SpeechToText:
                 log.info("stt: the client left while it waited; %.1f s of audio not transcribed",
                          audio.size / WHISPER_RATE)
                 return []
-            segments, _info = self._model.transcribe(
-                audio.astype(np.float32), language=(language or None), beam_size=1, initial_prompt=prompt or None,
-                condition_on_previous_text=False, without_timestamps=not timestamps, vad_filter=False,
-            )
-            return [Segment(text=segment.text.strip(), start=segment.start, end=segment.end,
-                            tokens=tuple(segment.tokens), avg_logprob=segment.avg_logprob,
-                            no_speech_prob=segment.no_speech_prob, compression_ratio=segment.compression_ratio)
-                    for segment in segments]
+            with CPU:
+                segments, _info = self._model.transcribe(
+                    audio.astype(np.float32), language=(language or None), beam_size=1,
+                    initial_prompt=prompt or None, condition_on_previous_text=False,
+                    without_timestamps=not timestamps, vad_filter=False,
+                )
+                return [Segment(text=segment.text.strip(), start=segment.start, end=segment.end,
+                                tokens=tuple(segment.tokens), avg_logprob=segment.avg_logprob,
+                                no_speech_prob=segment.no_speech_prob, compression_ratio=segment.compression_ratio)
+                        for segment in segments]

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from .audio import StreamResampler
+from .cpu_turns import in_turns
 from .model_store import resolve_tts_voice
 
 log = logging.getLogger("local_openai.tts")
@@ -28,7 +29,7 @@ class TextToSpeech:
         from piper import SynthesisConfig
 
         config = SynthesisConfig(length_scale=1.0 / max(0.25, min(speed, 4.0)))
-        for chunk in self._voice.synthesize(text, syn_config=config):
+        for chunk in in_turns(self._voice.synthesize(text, syn_config=config)):
             yield (np.clip(chunk.audio_float_array, -1, 1) * 32767).astype(np.int16)
 
     def synthesize_at(self, text: str, sample_rate: int, speed: float = 1.0) -> Iterator[np.ndarray]:

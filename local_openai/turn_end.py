@@ -19,6 +19,7 @@ import time
 
 import numpy as np
 
+from .cpu_turns import CPU
 from .model_store import resolve_llm
 
 log = logging.getLogger("local_openai.turn_end")
@@ -73,7 +74,8 @@ class TurnEndModel:
             # Evaluate only what the last request did not: the system prompt and our reply stay cached.
             common = min(llm.longest_token_prefix(llm._input_ids.tolist(), tokens), len(tokens) - 1)
             llm.n_tokens = common
-            llm.eval(tokens[common:])
+            with CPU:
+                llm.eval(tokens[common:])
             log.info("turn_end%s: %d tokens (%d cached) in %.0f ms", " (primed)" if primed_only else "",
                      len(tokens), common, 1000 * (time.monotonic() - started))
             if primed_only:
