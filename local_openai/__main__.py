@@ -13,6 +13,8 @@ import os
 import sys
 import time
 
+# Below the audio path in the CPU's queue: at two calls the models' bursts delayed the agent's VAD (docs/benchmarks.md).
+NICENESS = 5
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # huggingface_hub reads it: never fetch model weights at run time
 
 
@@ -34,6 +36,8 @@ def main() -> int:
         return 2
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     log = logging.getLogger("local_openai")
+    # Every model thread started from here on inherits it: the agent's audio path (VAD, rtc) goes first on a busy CPU.
+    os.nice(NICENESS)
 
     import uvicorn
 
