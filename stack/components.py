@@ -216,10 +216,7 @@ LOCAL_OPENAI = Component(
     name="local-openai",
     ports=lambda s: {s.local_openai_port: "LOCAL_OPENAI_PORT"},
     address=lambda s: s.local_openai_url,
-    # Below the audio path in the CPU's queue (nice 5, every thread): at two calls the models' bursts delayed the
-    # agent's VAD (docs/benchmarks.md).
-    command=lambda s: ["nice", "-n", "5", *_python("-m", "local_openai", "--host", LOOPBACK, "--port",
-                                                   str(s.local_openai_port))],
+    command=lambda s: _python("-m", "local_openai", "--host", LOOPBACK, "--port", str(s.local_openai_port)),
     # /healthz answers only once every model is loaded (and, unlike /v1, wants no key).
     healthy=lambda s: _http_ok(f"http://{LOOPBACK}:{s.local_openai_port}/healthz"),
     version=lambda s: "offline models",
