@@ -221,9 +221,9 @@ ASKS_SUMMARY = re.compile(r"\bhours\b|\bschedule\b|\bwhen are you open\b|\bwhat 
                           r"|\bdays (?:are|do) you\b|24/7|\baround the clock\b|\bevery day\b|\bweekly\b")
 ASKS_NOW = re.compile(r"\bnow\b|\bstill\b|\bcurrently\b|\bat the moment\b|\bright now\b")
 THROUGH = re.compile(r"\b(?:until|till|til)\s+(?:\d|noon|midnight)")  # "open until 9 pm?": open up to then
-WH_WORD = re.compile(r"\b(?:when|what time|how late|how early|until when|till when|what hours|what are)\b")
 # "When do you close?" asks for one moment, answered from now; "What are your ...?" asks for the hours themselves.
 ASKS_MOMENT = re.compile(r"\b(?:when|what time|how late|how early|until when|till when)\b")
+WH_WORD = re.compile(rf"{ASKS_MOMENT.pattern}|\b(?:what hours|what are)\b")
 # Words that name a day or date we may fail to place; then the weekly summary is safer than a guess.
 DATE_HINT = re.compile(rf"\b(?:{_MONTH.replace('may|', '')})\b|\bholidays?\b|\beve\b|\bweek\b|\bmonth\b|\bday\b"
                        r"|\b\d{1,2}(?:st|nd|rd|th)\b|\d+/\d+")
