@@ -50,9 +50,7 @@ def caller_ids(concurrency: int, calls: int) -> list[str]:
     return [f"+1555020{index % 10}{concurrency}" for index in range(calls)]
 
 
-def run_level(concurrency: int, calls: int, lines: list[str], server: str, number: str, timeout: float):
-    callers = caller_ids(concurrency, calls)
-
+def run_level(concurrency: int, callers: list[str], lines: list[str], server: str, number: str, timeout: float):
     def one(index: int) -> CallResult:
         options = CallOptions(server=server, number=number, caller_id=callers[index], play=lines, transcribe=False,
                               timeout=timeout)
@@ -60,7 +58,7 @@ def run_level(concurrency: int, calls: int, lines: list[str], server: str, numbe
 
     started = time.monotonic()
     with ThreadPoolExecutor(concurrency) as pool:
-        results = list(pool.map(one, range(calls)))
+        results = list(pool.map(one, range(len(callers))))
     return results, time.monotonic() - started
 
 
@@ -98,14 +96,14 @@ def main() -> int:
     for position, level in enumerate(levels):
         if position:
             time.sleep(SETTLE_S)
-        print(f"concurrency {level}: {max(args.calls, level)} calls of {args.turns} turns ...",
-              file=sys.stderr, flush=True)
+        callers = caller_ids(level, max(args.calls, level))
+        print(f"concurrency {level}: {len(callers)} calls of {args.turns} turns ...", file=sys.stderr, flush=True)
         agent_log.new_turn_metrics()  # skip what came before this level
         with ProcessSampler(args.run_dir) as sampler:
-            results, elapsed = run_level(level, max(args.calls, level), lines, server, number, args.timeout)
+            results, elapsed = run_level(level, callers, lines, server, number, args.timeout)
         metrics = agent_log.new_turn_metrics()
         stages = stage_p50s(metrics)
-        stages |= line_delays(results, metrics, time.time() - time.monotonic(), caller_ids(level, len(results)))
+        stages |= line_delays(results, metrics, time.time() - time.monotonic(), callers)
         stage_rows.append((level, stages))
         process_rows.append((level, sampler.cpu_cores, sampler.peak_rss))
         greetings = [r.greeting_ms for r in results if r.greeting_ms is not None]
